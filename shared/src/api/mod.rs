@@ -1,0 +1,21 @@
+//! The `WorkflowExecution` API (`kubernaut.ai/v1alpha1`): spec, status and conditions.
+
+mod condition;
+mod spec;
+mod status;
+
+pub use condition::{Condition, ConditionReason, ConditionStatus, ConditionType};
+pub use spec::{
+    ExecutionConfig, RemediationRequestReference, WorkflowExecution, WorkflowExecutionSpec,
+    WorkflowReference,
+};
+pub use status::{
+    ConflictingWorkflowRef, FailureDetails, FailureReason, Phase, PipelineRunRef,
+    PipelineRunStatusSummary, RecentRemediationRef, SkipDetails, SkipReason,
+    WorkflowExecutionStatus,
+};
+
+/// API group of the WorkflowExecution CRD.
+pub const GROUP: &str = "kubernaut.ai";
+/// API version of the WorkflowExecution CRD.
+pub const VERSION: &str = "v1alpha1";

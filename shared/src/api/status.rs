@@ -1,0 +1,212 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::condition::{Condition, ConditionStatus};
+
+/// Observed state of a WorkflowExecution.
+///
+/// `status` and `status.phase` carry structural defaults (`{}` and `Pending`) in the CRD, so the API
+/// server itself shows every object as `Pending` from the moment it is stored — see `docs/initial-phase.md`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {}))]
+pub struct WorkflowExecutionStatus {
+    /// The `metadata.generation` this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub observed_generation: Option<i64>,
+
+    /// Lifecycle phase.
+    #[serde(default)]
+    pub phase: Phase,
+
+    /// When the PipelineRun was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+
+    /// When the execution reached a terminal phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+
+    /// Rounded human duration between start and completion, e.g. `1m30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub duration: Option<String>,
+
+    /// The PipelineRun executing this WorkflowExecution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_run_ref: Option<PipelineRunRef>,
+
+    /// Summary of the PipelineRun's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_run_status: Option<PipelineRunStatusSummary>,
+
+    /// Deprecated: mirror of `failureDetails.reason`, kept for older clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<FailureReason>,
+
+    /// Why the execution failed, set when `phase` is `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_details: Option<FailureDetails>,
+
+    /// Why the execution was skipped, set when `phase` is `Skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_details: Option<SkipDetails>,
+
+    /// Consecutive pre-execution failures on this target, carried forward between executions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub consecutive_failures: Option<i32>,
+
+    /// Earliest time a new execution on this target may start (exponential backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_allowed_execution: Option<Time>,
+
+    /// Standard conditions, one per type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend(
+        "x-kubernetes-list-type" = "map",
+        "x-kubernetes-list-map-keys" = ["type"],
+        "maxItems" = 16
+    ))]
+    pub conditions: Vec<Condition>,
+}
+
+/// Lifecycle phase: `Pending` → `Running` → `Completed` | `Failed`; `Pending` → `Skipped` | `Failed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    #[default]
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Skipped,
+}
+
+impl Phase {
+    /// Completed, Failed and Skipped never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Completed | Phase::Failed | Phase::Skipped)
+    }
+}
+
+/// Reference to the PipelineRun (in the execution namespace).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRunRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Summary of the PipelineRun's `Succeeded` condition and task progress.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRunStatusSummary {
+    /// Status of the PipelineRun's `Succeeded` condition.
+    pub status: ConditionStatus,
+    /// Tekton's reason, e.g. `Running`, `Succeeded`, `PipelineRunTimeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub completed_tasks: i32,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub total_tasks: i32,
+}
+
+/// Classified failure reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum FailureReason {
+    OOMKilled,
+    DeadlineExceeded,
+    Forbidden,
+    ResourceExhausted,
+    ConfigurationError,
+    ImagePullBackOff,
+    TaskFailed,
+    Unknown,
+}
+
+/// What failed, where, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureDetails {
+    /// Index of the failed task in the pipeline (0-based); -1 when no task ran.
+    #[schemars(range(min = -1))]
+    pub failed_task_index: i32,
+    /// Pipeline task name of the failed task; empty when no task ran.
+    #[serde(default)]
+    pub failed_task_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step_name: Option<String>,
+    pub reason: FailureReason,
+    #[schemars(length(max = 32768))]
+    pub message: String,
+    /// First non-zero step exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub failed_at: Time,
+    /// How long the workflow ran before failing, e.g. `2m5s`.
+    pub execution_time_before_failure: String,
+    /// A few lines an on-call engineer can act on.
+    pub natural_language_summary: String,
+    /// True when the workflow actually ran (non-idempotent actions may have happened).
+    pub was_execution_failure: bool,
+}
+
+/// Why an execution was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SkipReason {
+    ResourceBusy,
+    RecentlyRemediated,
+    ExhaustedRetries,
+    PreviousExecutionFailed,
+}
+
+/// Details of a skip.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SkipDetails {
+    pub reason: SkipReason,
+    pub message: String,
+    pub skipped_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicting_workflow: Option<ConflictingWorkflowRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_remediation: Option<RecentRemediationRef>,
+}
+
+/// The execution holding the target's lock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictingWorkflowRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub workflow_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    pub target_resource: String,
+}
+
+/// The recent execution that put the target in cooldown or backoff.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentRemediationRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub workflow_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Phase the recent execution ended in.
+    pub outcome: Phase,
+    pub target_resource: String,
+    /// How long until a new execution is allowed, e.g. `3m20s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_remaining: Option<String>,
+}

@@ -1,0 +1,79 @@
+//! Locates (building on first use) the control-plane binaries and the Tekton CRDs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The repository root (the workspace directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Paths of everything the control plane needs.
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    pub etcd: PathBuf,
+    pub kube_apiserver: PathBuf,
+    pub kubectl: PathBuf,
+    pub tekton_crds: PathBuf,
+}
+
+impl Binaries {
+    /// Runs `tests/scripts/build-control-plane.sh`, which builds or fetches each piece only when its
+    /// versioned cache entry is missing, and returns the cached paths.
+    pub fn ensure() -> anyhow::Result<Self> {
+        let script = repo_root().join("tests/scripts/build-control-plane.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        if !out.status.success() {
+            bail!("{} failed with {}", script.display(), out.status);
+        }
+        let cache = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let versions = Versions::from_env();
+        let bins = Self {
+            etcd: cache.join(format!("etcd-v{}/etcd", versions.etcd)),
+            kube_apiserver: cache.join(format!("kube-apiserver-v{}/kube-apiserver", versions.k8s)),
+            kubectl: cache.join(format!("kubectl-v{}/kubectl", versions.kubectl)),
+            tekton_crds: cache.join(format!("tekton-crds-v{}", versions.tekton)),
+        };
+        for path in [
+            &bins.etcd,
+            &bins.kube_apiserver,
+            &bins.kubectl,
+            &bins.tekton_crds,
+        ] {
+            if !path.exists() {
+                bail!("{} is missing after the build script ran", path.display());
+            }
+        }
+        Ok(bins)
+    }
+}
+
+/// Versions, with the same defaults and environment overrides as the build script.
+struct Versions {
+    k8s: String,
+    etcd: String,
+    kubectl: String,
+    tekton: String,
+}
+
+impl Versions {
+    fn from_env() -> Self {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Self {
+            k8s: var("K8S_VERSION", "1.36.4"),
+            etcd: var("ETCD_VERSION", "3.6.14"),
+            kubectl: var("KUBECTL_VERSION", "1.36.4"),
+            tekton: var("TEKTON_VERSION", "1.15.0"),
+        }
+    }
+}

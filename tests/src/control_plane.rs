@@ -1,0 +1,416 @@
+//! A private etcd + kube-apiserver, like controller-runtime's envtest.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::Value;
+use wfe_shared::WorkflowExecution;
+
+use crate::binaries::{Binaries, repo_root};
+use crate::process::{free_port, http_ok, spawn_bound, spawn_reaper, tail};
+
+const FIELD_MANAGER: &str = "wfe-tests";
+
+/// A running etcd + kube-apiserver with our CRD and Tekton's installed.
+pub struct ControlPlane {
+    pub binaries: Binaries,
+    /// Temporary directory with data, PKI, logs and the kubeconfig.
+    pub dir: PathBuf,
+    /// Admin kubeconfig (for kube-rs, kubectl and helm).
+    pub kubeconfig: PathBuf,
+    /// `https://127.0.0.1:<port>`.
+    pub server: String,
+    pub etcd_port: u16,
+    pub apiserver_port: u16,
+    children: Mutex<Vec<Child>>,
+}
+
+impl ControlPlane {
+    /// Builds/locates the binaries, starts etcd and kube-apiserver on free ports, writes an admin
+    /// kubeconfig, and installs the WorkflowExecution and Tekton CRDs. Blocking; call it outside an
+    /// async runtime (or from a dedicated thread).
+    pub fn start() -> anyhow::Result<Self> {
+        let binaries = Binaries::ensure()?;
+        let mut last_err = None;
+        // A free port can be taken between probing and binding: retry with new ports.
+        for _ in 0..3 {
+            match Self::start_once(binaries.clone()) {
+                Ok(cp) => return Ok(cp),
+                Err(e) => {
+                    eprintln!("[control-plane] start attempt failed: {e:#}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("control plane did not start")))
+    }
+
+    fn start_once(binaries: Binaries) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let dir = tempfile::Builder::new()
+            .prefix("wfe-control-plane-")
+            .tempdir()
+            .context("creating the control plane's temporary directory")?
+            .keep();
+        let mut cp = Self {
+            binaries,
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            server: String::new(),
+            etcd_port: free_port()?,
+            apiserver_port: free_port()?,
+            children: Mutex::new(Vec::new()),
+        };
+        cp.server = format!("https://127.0.0.1:{}", cp.apiserver_port);
+        let pki = Pki::write(&cp.dir)?;
+        cp.start_etcd()?;
+        cp.start_apiserver(&pki)?;
+        cp.write_kubeconfig(&pki)?;
+        spawn_reaper(std::process::id(), &cp.pids(), &cp.dir)?;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building a runtime for control plane setup")?;
+        runtime.block_on(async {
+            let client = cp.try_client().await?;
+            wait_ready(&client, &cp).await?;
+            cp.install_crds(&client).await
+        })?;
+        eprintln!(
+            "[control-plane] ready in {:.1}s: {} (kubeconfig {})",
+            started.elapsed().as_secs_f64(),
+            cp.server,
+            cp.kubeconfig.display()
+        );
+        Ok(cp)
+    }
+
+    fn start_etcd(&self) -> anyhow::Result<()> {
+        let peer_port = free_port()?;
+        let url = format!("http://127.0.0.1:{}", self.etcd_port);
+        let mut cmd = Command::new(&self.binaries.etcd);
+        cmd.args([
+            "--name=wfe-test",
+            &format!("--data-dir={}", self.dir.join("etcd").display()),
+            &format!("--listen-client-urls={url}"),
+            &format!("--advertise-client-urls={url}"),
+            &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-cluster=wfe-test=http://127.0.0.1:{peer_port}"),
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ]);
+        let log = self.dir.join("etcd.log");
+        let child = spawn_bound(cmd, &log)?;
+        self.track(child);
+        self.wait_until("etcd /health", &log, Duration::from_secs(30), || {
+            http_ok(self.etcd_port, "/health")
+        })
+    }
+
+    fn start_apiserver(&self, pki: &Pki) -> anyhow::Result<()> {
+        let d = |name: &str| self.dir.join(name).display().to_string();
+        let mut cmd = Command::new(&self.binaries.kube_apiserver);
+        cmd.args([
+            format!("--etcd-servers=http://127.0.0.1:{}", self.etcd_port),
+            format!("--secure-port={}", self.apiserver_port),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--cert-dir={}", d("apiserver-certs")),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            format!("--token-auth-file={}", pki.token_file.display()),
+            "--authorization-mode=RBAC".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            format!("--service-account-issuer={}/", self.server),
+            format!("--service-account-key-file={}", pki.sa_public.display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.sa_private.display()
+            ),
+            "--endpoint-reconciler-type=none".into(),
+            "--profiling=false".into(),
+            "--v=0".into(),
+        ]);
+        let log = self.dir.join("kube-apiserver.log");
+        let child = spawn_bound(cmd, &log)?;
+        self.track(child);
+        // The port opens before /readyz is green; readiness proper is checked with the client.
+        self.wait_until(
+            "kube-apiserver to listen",
+            &log,
+            Duration::from_secs(60),
+            || std::net::TcpStream::connect(("127.0.0.1", self.apiserver_port)).is_ok(),
+        )
+    }
+
+    fn write_kubeconfig(&self, pki: &Pki) -> anyhow::Result<()> {
+        let body = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: wfe-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: wfe-test\n  context:\n    cluster: wfe-test\n    user: admin\n    namespace: default\ncurrent-context: wfe-test\n",
+            server = self.server,
+            ca = pki.ca_cert.display(),
+            token = pki.token,
+        );
+        fs::write(&self.kubeconfig, body).context("writing the kubeconfig")
+    }
+
+    async fn install_crds(&self, client: &Client) -> anyhow::Result<()> {
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let mut files = vec![repo_root().join(wfe_shared::crd::CHART_CRD_PATH)];
+        let mut tekton: Vec<PathBuf> = fs::read_dir(&self.binaries.tekton_crds)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        tekton.sort();
+        files.extend(tekton);
+        let mut names = Vec::new();
+        for file in &files {
+            let text =
+                fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let crd: Value = serde_saphyr::from_str(&text)
+                .with_context(|| format!("parsing {}", file.display()))?;
+            let name = crd["metadata"]["name"]
+                .as_str()
+                .with_context(|| format!("{} has no metadata.name", file.display()))?
+                .to_owned();
+            crds.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .with_context(|| format!("installing CRD {name} from {}", file.display()))?;
+            names.push(name);
+        }
+        for name in &names {
+            wait_established(&crds, name).await?;
+        }
+        // Established can precede the resource being served; list until it is.
+        let wfes: Api<WorkflowExecution> = Api::all(client.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = wfes.list(&ListParams::default().limit(1)).await {
+            if Instant::now() > deadline {
+                bail!("WorkflowExecution is not served 30s after its CRD was established: {e}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// A new client for the caller's async runtime (kube clients are bound to the runtime that built them).
+    pub async fn try_client(&self) -> anyhow::Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let config =
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Like [`Self::try_client`], panicking on failure (for tests).
+    pub async fn client(&self) -> Client {
+        match self.try_client().await {
+            Ok(c) => c,
+            Err(e) => panic!("cannot build a client for {}: {e:#}", self.server),
+        }
+    }
+
+    /// Creates a fresh namespace named `<prefix>-<unique>` and returns its name.
+    pub async fn namespace(&self, client: &Client, prefix: &str) -> String {
+        let name = crate::unique_name(prefix);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        if let Err(e) = Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+        {
+            panic!("cannot create namespace {name}: {e}");
+        }
+        name
+    }
+
+    /// `kubectl` with this control plane's kubeconfig.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(&self.binaries.kubectl);
+        cmd.env("KUBECONFIG", &self.kubeconfig);
+        cmd
+    }
+
+    /// Process ids of etcd and kube-apiserver.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children
+            .lock()
+            .map(|c| c.iter().map(Child::id).collect())
+            .unwrap_or_default()
+    }
+
+    fn track(&self, child: Child) {
+        if let Ok(mut children) = self.children.lock() {
+            children.push(child);
+        }
+    }
+
+    fn wait_until(
+        &self,
+        what: &str,
+        log: &Path,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if let Ok(mut children) = self.children.lock() {
+                for child in children.iter_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        bail!(
+                            "a control plane process exited ({status}) while waiting for {what}; log {}:\n{}",
+                            log.display(),
+                            tail(log, 3000)
+                        );
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "timed out after {timeout:?} waiting for {what}; log {}:\n{}",
+                    log.display(),
+                    tail(log, 3000)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    /// Stops the processes and removes the directory (when owned, e.g. by the local environment;
+    /// the per-test-binary instance is cleaned up by death signal and reaper instead).
+    fn drop(&mut self) {
+        if let Ok(mut children) = self.children.lock() {
+            for child in children.iter_mut().rev() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn wait_ready(client: &Client, cp: &ControlPlane) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let request = http::Request::get("/readyz").body(Vec::new())?;
+        match client.request_text(request).await {
+            Ok(body) if body.trim() == "ok" => return Ok(()),
+            result => {
+                if Instant::now() > deadline {
+                    bail!(
+                        "kube-apiserver not ready after 90s ({result:?}); log:\n{}",
+                        tail(&cp.dir.join("kube-apiserver.log"), 3000)
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let crd = crds.get(name).await?;
+        let established = crd
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        if established {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("CRD {name} not Established after 30s: {:?}", crd.status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The control plane's certificates and credentials, written into its directory.
+struct Pki {
+    ca_cert: PathBuf,
+    serving_cert: PathBuf,
+    serving_key: PathBuf,
+    sa_private: PathBuf,
+    sa_public: PathBuf,
+    token_file: PathBuf,
+    token: String,
+}
+
+impl Pki {
+    fn write(dir: &Path) -> anyhow::Result<Self> {
+        let pki = dir.join("pki");
+        fs::create_dir_all(&pki)?;
+        let ca = wfe_certs::CertificateAuthority::generate("wfe-test-control-plane-ca")?;
+        let serving = ca.issue_server(
+            "kube-apiserver",
+            &[
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "kubernetes.default.svc".into(),
+            ],
+        )?;
+        let (sa_private, sa_public) = wfe_certs::signing_key_pair()?;
+        let token = random_hex(16)?;
+        let this = Self {
+            ca_cert: pki.join("ca.crt"),
+            serving_cert: pki.join("apiserver.crt"),
+            serving_key: pki.join("apiserver.key"),
+            sa_private: pki.join("sa.key"),
+            sa_public: pki.join("sa.pub"),
+            token_file: pki.join("tokens.csv"),
+            token,
+        };
+        fs::write(&this.ca_cert, ca.cert_pem())?;
+        fs::write(&this.serving_cert, serving.cert_pem)?;
+        fs::write(&this.serving_key, serving.key_pem)?;
+        fs::write(&this.sa_private, sa_private)?;
+        fs::write(&this.sa_public, sa_public)?;
+        fs::write(
+            &this.token_file,
+            format!("{},admin,admin,\"system:masters\"\n", this.token),
+        )?;
+        Ok(this)
+    }
+}
+
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
+}

@@ -1,0 +1,83 @@
+//! Test harness: a private etcd + kube-apiserver per test binary, with our CRD and Tekton's installed.
+//!
+//! ```no_run
+//! # async fn t() {
+//! let cp = wfe_tests::shared();            // started once per test binary, torn down at exit
+//! let client = cp.client().await;          // a fresh kube::Client for this test's runtime
+//! let ns = cp.namespace(&client, "demo").await; // a fresh namespace for this test
+//! # }
+//! ```
+//! If the control plane cannot start, `shared()` panics: a test without its API server fails.
+
+mod binaries;
+mod control_plane;
+mod process;
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub use binaries::{Binaries, repo_root};
+pub use control_plane::ControlPlane;
+
+static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+/// The control plane shared by every test of this binary, started on first use.
+///
+/// It is started from a dedicated thread that lives as long as the process: the children are bound
+/// to that thread with `PR_SET_PDEATHSIG`, so they die with the process however it ends (normal exit,
+/// panic, Ctrl-C, SIGKILL), and a reaper process removes the temporary directory afterwards.
+pub fn shared() -> &'static ControlPlane {
+    let result = SHARED.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("control-plane".into())
+            .spawn(move || {
+                let started = ControlPlane::start().map_err(|e| format!("{e:#}"));
+                let _ = tx.send(started);
+                loop {
+                    std::thread::park();
+                }
+            });
+        match spawned {
+            Ok(_) => rx
+                .recv()
+                .unwrap_or_else(|_| Err("control-plane thread died".to_owned())),
+            Err(e) => Err(format!("cannot spawn the control-plane thread: {e}")),
+        }
+    });
+    match result {
+        Ok(cp) => cp,
+        Err(e) => panic!("the test control plane could not start (tests never skip): {e}"),
+    }
+}
+
+/// A name unique within this process and very likely across processes: `<prefix>-<pid>-<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{:x}{:x}-{n}", std::process::id(), nanos % 0xfff)
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
