@@ -610,3 +610,22 @@ async fn tekton_runs_are_created_elsewhere_and_their_status_patched_through_the_
         Some("OOMKilled")
     );
 }
+
+#[test]
+fn local_environment_comes_up_and_shows_the_example() {
+    let out = Command::new(env!("CARGO_BIN_EXE_local-env"))
+        .arg("--once")
+        .output()
+        .expect("local-env runs");
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("workflowexecution.kubernaut.ai/restart-payment-api created"),
+        "{all}"
+    );
+    assert!(
+        all.contains("restart-payment-api   Pending   restart-deployment"),
+        "{all}"
+    );
+    assert!(all.contains("export KUBECONFIG="), "{all}");
+}

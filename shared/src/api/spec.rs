@@ -8,6 +8,8 @@ use super::status::WorkflowExecutionStatus;
 use crate::{limits, patterns};
 
 /// Desired execution of one remediation workflow against one target resource. Immutable once created.
+// Every printer column repeats `type_ = "string"`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "kubernaut.ai",

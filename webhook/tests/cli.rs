@@ -1,0 +1,80 @@
+//! The binary as an operator runs it: help, health endpoint, clean exit on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wfe-webhook");
+const HEALTH_ENV: &str = "WFE_WEBHOOK_HEALTH_ADDR";
+
+#[test]
+fn help_lists_every_flag_with_its_environment_variable() {
+    let out = Command::new(BIN).arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "--health-addr",
+        HEALTH_ENV,
+        "--log-format",
+        "WFE_LOG_FORMAT",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn serves_healthz_and_exits_cleanly_on_sigterm() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env(HEALTH_ENV, format!("127.0.0.1:{port}"))
+        .env("WFE_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            write!(s, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).unwrap();
+            break buf;
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
+        "{body}"
+    );
+    assert!(body.ends_with("ok"), "{body}");
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not exit within 5s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(
+        logs.contains(r#""message":"shutdown signal received""#),
+        "JSON logs: {logs}"
+    );
+}
