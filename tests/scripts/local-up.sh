@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Brings up the local environment: a private etcd + kube-apiserver with the CRDs installed and an
+# example WorkflowExecution, and prints how to reach it with kubectl. Ctrl-C stops and cleans up.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash tests/scripts/build-control-plane.sh >/dev/null
+exec cargo run --quiet --locked -p wfe-tests --bin local-env -- "$@"
