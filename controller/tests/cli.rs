@@ -35,11 +35,16 @@ fn serves_healthz_and_exits_cleanly_on_sigterm() {
         .env("WFE_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .expect("starts");
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            write!(s, "GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            write!(
+                s,
+                "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
             let mut buf = String::new();
             s.read_to_string(&mut buf).unwrap();
             break buf;
@@ -53,10 +58,10 @@ fn serves_healthz_and_exits_cleanly_on_sigterm() {
     );
     assert!(body.ends_with("ok"), "{body}");
     // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -68,6 +73,7 @@ fn serves_healthz_and_exits_cleanly_on_sigterm() {
     assert!(status.success(), "{status}");
     let mut logs = String::new();
     child
+        .0
         .stdout
         .take()
         .unwrap()
@@ -77,4 +83,14 @@ fn serves_healthz_and_exits_cleanly_on_sigterm() {
         logs.contains(r#""message":"shutdown signal received""#),
         "JSON logs: {logs}"
     );
+}
+
+/// Kills the binary if the test fails before it exits, so no process outlives the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

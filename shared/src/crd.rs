@@ -1,9 +1,12 @@
 //! The CustomResourceDefinition of WorkflowExecution, as installed by the Helm chart.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, ValidationRule,
+};
 use kube::CustomResourceExt;
 
 use crate::api::WorkflowExecution;
+use crate::patterns;
 
 /// Where the generated CRD lives, relative to the repository root.
 pub const CHART_CRD_PATH: &str =
@@ -29,17 +32,33 @@ pub fn crd() -> CustomResourceDefinition {
             continue;
         };
         // The name becomes a label value on the PipelineRun. CEL at the root may read metadata.name.
-        schema.x_kubernetes_validations =
-            Some(vec![
-            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule {
-                rule: format!("self.metadata.name.size() <= {}", crate::limits::MAX_NAME_LEN),
-                message: Some(format!(
-                    "metadata.name must be no more than {} characters: it is used as a label value",
-                    crate::limits::MAX_NAME_LEN
-                )),
-                ..Default::default()
-            },
-        ]);
+        schema.x_kubernetes_validations = Some(vec![ValidationRule {
+            rule: format!(
+                "self.metadata.name.size() <= {}",
+                crate::limits::MAX_NAME_LEN
+            ),
+            message: Some(format!(
+                "metadata.name must be no more than {} characters: it is used as a label value",
+                crate::limits::MAX_NAME_LEN
+            )),
+            ..Default::default()
+        }]);
+        let spec = schema.properties.as_mut().and_then(|p| p.get_mut("spec"));
+        if let Some(spec) = spec {
+            // A regex in an error message helps nobody: these two carry a CEL rule with a message.
+            add_rule(
+                spec,
+                &["targetResource"],
+                patterns::TARGET_RESOURCE,
+                "must be namespace/kind/name (namespaced) or kind/name (cluster-scoped): namespace a DNS-1123 label, kind a Kubernetes kind, name a DNS-1123 subdomain",
+            );
+            add_rule(
+                spec,
+                &["workflowRef", "containerImage"],
+                patterns::OCI_REFERENCE,
+                "must be an OCI reference to a Tekton bundle: registry/repository[:tag][@sha256:<64 hex digits>]",
+            );
+        }
         // `spec` is required at the root (kube-derive leaves it optional when it has defaults).
         let required = schema.required.get_or_insert_with(Vec::new);
         if !required.iter().any(|r| r == "spec") {
@@ -47,6 +66,24 @@ pub fn crd() -> CustomResourceDefinition {
         }
     }
     crd
+}
+
+/// Adds `x-kubernetes-validations: [{rule: self.matches(r'<pattern>'), message}]` to a nested property.
+fn add_rule(schema: &mut JSONSchemaProps, path: &[&str], pattern: &str, message: &str) {
+    let mut node = schema;
+    for key in path {
+        match node.properties.as_mut().and_then(|p| p.get_mut(*key)) {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+    node.x_kubernetes_validations
+        .get_or_insert_with(Vec::new)
+        .push(ValidationRule {
+            rule: format!("self.matches(r'{pattern}')"),
+            message: Some(message.to_owned()),
+            ..Default::default()
+        });
 }
 
 /// The CRD as the YAML file committed in the chart.

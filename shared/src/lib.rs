@@ -2,8 +2,13 @@
 
 pub mod api;
 pub mod crd;
+pub mod defaulting;
+pub mod duration;
+pub mod labels;
 pub mod limits;
 pub mod patterns;
+pub mod target;
 pub mod tekton;
+pub mod validation;
 
 pub use api::{Phase, WorkflowExecution, WorkflowExecutionSpec, WorkflowExecutionStatus};

@@ -9,6 +9,7 @@ K8S_VERSION=${K8S_VERSION:-1.36.4}
 ETCD_VERSION=${ETCD_VERSION:-3.6.14}
 KUBECTL_VERSION=${KUBECTL_VERSION:-1.36.4}
 TEKTON_VERSION=${TEKTON_VERSION:-1.15.0}
+PROMTOOL_DEB=${PROMTOOL_DEB:-prometheus}
 CACHE_ROOT=${WFE_TESTBIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wfe-testbin}
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -106,10 +107,27 @@ PY
   touch "$out/.complete"
 }
 
+fetch_promtool() {
+  # promtool from Debian's prometheus package, extracted from the .deb (no daemon is installed).
+  local out="$CACHE_ROOT/promtool"
+  if [[ -x "$out/promtool" ]]; then return; fi
+  log "fetching promtool from Debian's $PROMTOOL_DEB package"
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  if ! (cd "$work" && apt-get download "$PROMTOOL_DEB" >&2 2>/dev/null); then
+    # A fresh machine may have no package lists yet.
+    apt-get update -qq >&2
+    (cd "$work" && apt-get download "$PROMTOOL_DEB" >&2)
+  fi
+  dpkg-deb -x "$work"/*.deb "$work/root"
+  mkdir -p "$out" && cp "$work/root/usr/bin/promtool" "$out/promtool"
+  "$out/promtool" --version 2>&1 | head -1 >&2
+}
+
 mkdir -p "$CACHE_ROOT"
 # Cheap pieces first so a broken registry is reported before the long build.
 fetch_kubectl
 fetch_tekton_crds
+fetch_promtool
 build_etcd
 build_apiserver
 echo "$CACHE_ROOT"

@@ -20,9 +20,37 @@ pub struct Binaries {
     pub kube_apiserver: PathBuf,
     pub kubectl: PathBuf,
     pub tekton_crds: PathBuf,
+    pub promtool: PathBuf,
 }
 
 impl Binaries {
+    /// Pipes Prometheus text exposition through `promtool check metrics`; `Err` with its findings.
+    pub fn promtool_check(&self, exposition: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut child = Command::new(&self.promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", self.promtool.display()))?;
+        child
+            .stdin
+            .take()
+            .context("promtool stdin")?
+            .write_all(exposition.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "promtool check metrics failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Runs `tests/scripts/build-control-plane.sh`, which builds or fetches each piece only when its
     /// versioned cache entry is missing, and returns the cached paths.
     pub fn ensure() -> anyhow::Result<Self> {
@@ -36,18 +64,24 @@ impl Binaries {
             bail!("{} failed with {}", script.display(), out.status);
         }
         let cache = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Self::in_cache(&cache)
+    }
+
+    fn in_cache(cache: &Path) -> anyhow::Result<Self> {
         let versions = Versions::from_env();
         let bins = Self {
             etcd: cache.join(format!("etcd-v{}/etcd", versions.etcd)),
             kube_apiserver: cache.join(format!("kube-apiserver-v{}/kube-apiserver", versions.k8s)),
             kubectl: cache.join(format!("kubectl-v{}/kubectl", versions.kubectl)),
             tekton_crds: cache.join(format!("tekton-crds-v{}", versions.tekton)),
+            promtool: cache.join("promtool/promtool"),
         };
         for path in [
             &bins.etcd,
             &bins.kube_apiserver,
             &bins.kubectl,
             &bins.tekton_crds,
+            &bins.promtool,
         ] {
             if !path.exists() {
                 bail!("{} is missing after the build script ran", path.display());

@@ -21,6 +21,21 @@ use crate::process::{free_port, http_ok, spawn_bound, spawn_reaper, tail};
 
 const FIELD_MANAGER: &str = "wfe-tests";
 
+/// What a kubectl run printed.
+#[derive(Clone, Debug)]
+pub struct KubectlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KubectlOutput {
+    /// stdout and stderr together, as a terminal shows them.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
 /// A running etcd + kube-apiserver with our CRD and Tekton's installed.
 pub struct ControlPlane {
     pub binaries: Binaries,
@@ -251,6 +266,38 @@ impl ControlPlane {
         let mut cmd = Command::new(&self.binaries.kubectl);
         cmd.env("KUBECONFIG", &self.kubeconfig);
         cmd
+    }
+
+    /// Runs kubectl asynchronously (so a server on the caller's runtime keeps serving meanwhile).
+    pub async fn kubectl_run(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(&self.binaries.kubectl);
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => panic!("cannot run kubectl: {e}"),
+        };
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take())
+            && let Err(e) = pipe.write_all(input.as_bytes()).await
+        {
+            panic!("cannot write to kubectl: {e}");
+        }
+        match child.wait_with_output().await {
+            Ok(out) => KubectlOutput {
+                success: out.status.success(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            },
+            Err(e) => panic!("kubectl did not finish: {e}"),
+        }
     }
 
     /// Process ids of etcd and kube-apiserver.

@@ -12,6 +12,7 @@
 mod binaries;
 mod control_plane;
 mod process;
+pub mod webhook;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,7 +20,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub use binaries::{Binaries, repo_root};
-pub use control_plane::ControlPlane;
+pub use control_plane::{ControlPlane, KubectlOutput};
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 

@@ -231,12 +231,18 @@ async fn schema_rejects_malformed_specs_naming_the_field() {
     add(
         "bad-target",
         &|m| m["spec"]["targetResource"] = json!("payments//payment-api"),
-        &["spec.targetResource", "should match"],
+        &[
+            "spec.targetResource",
+            "must be namespace/kind/name (namespaced) or kind/name",
+        ],
     );
     add(
         "bad-image",
         &|m| m["spec"]["workflowRef"]["containerImage"] = json!("not an image"),
-        &["spec.workflowRef.containerImage", "should match"],
+        &[
+            "spec.workflowRef.containerImage",
+            "must be an OCI reference to a Tekton bundle",
+        ],
     );
     add(
         "bad-digest",

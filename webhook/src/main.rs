@@ -1,30 +1,64 @@
-//! `wfe-webhook`: the admission webhook for WorkflowExecution.
-//!
-//! This is the serving shell: flags, logging, health endpoints and graceful shutdown. Admission
-//! (`/mutate`, `/validate`) over TLS lands with the webhook issue.
+//! `wfe-webhook`: mutating and validating admission for kubernaut.ai WorkflowExecutions.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::Context;
-use axum::Router;
-use axum::routing::get;
+use anyhow::{Context, bail};
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use wfe_shared::defaulting::Defaults;
+use wfe_shared::duration::parse_go_duration;
+use wfe_shared::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
+use wfe_webhook::server::{ServerConfig, serve};
+use wfe_webhook::tls::CertPaths;
 
-/// Admission webhook for kubernaut.ai WorkflowExecutions.
+/// Admission webhook for kubernaut.ai WorkflowExecutions: fills defaults (/mutate) and rejects
+/// malformed objects before they are stored (/validate).
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Address for the health endpoints.
+    /// Address of the TLS admission endpoint (/mutate, /validate, /healthz, /readyz, /metrics).
+    #[arg(long, env = "WFE_WEBHOOK_LISTEN_ADDR", default_value = "0.0.0.0:9443")]
+    listen_addr: SocketAddr,
+    /// Address of the plain-HTTP health and metrics endpoint (/healthz, /readyz, /metrics).
+    #[arg(long, env = "WFE_WEBHOOK_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    health_addr: SocketAddr,
+    /// PEM serving certificate (chain); reloaded when it changes.
     #[arg(
         long,
-        env = "WFE_WEBHOOK_HEALTH_ADDR",
-        default_value = "127.0.0.1:8081"
+        env = "WFE_WEBHOOK_TLS_CERT_FILE",
+        default_value = "/etc/wfe-webhook/tls/tls.crt"
     )]
-    health_addr: SocketAddr,
+    tls_cert_file: PathBuf,
+    /// PEM private key of the serving certificate.
+    #[arg(
+        long,
+        env = "WFE_WEBHOOK_TLS_KEY_FILE",
+        default_value = "/etc/wfe-webhook/tls/tls.key"
+    )]
+    tls_key_file: PathBuf,
+    /// How often the certificate files are checked for changes (Go duration).
+    #[arg(long, env = "WFE_WEBHOOK_CERT_RELOAD_INTERVAL", default_value = "10s", value_parser = duration)]
+    cert_reload_interval: Duration,
+    /// Default for spec.executionConfig.timeout (Go duration, > 0, ≤ 24h).
+    #[arg(long, env = "WFE_DEFAULT_TIMEOUT", default_value = DEFAULT_TIMEOUT)]
+    default_timeout: String,
+    /// Default for spec.executionConfig.serviceAccountName.
+    #[arg(long, env = "WFE_DEFAULT_SERVICE_ACCOUNT", default_value = DEFAULT_SERVICE_ACCOUNT)]
+    default_service_account: String,
+    /// Largest AdmissionReview accepted, in bytes.
+    #[arg(long, env = "WFE_WEBHOOK_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_request_bytes: usize,
+    /// How long in-flight requests may take to finish on shutdown (Go duration).
+    #[arg(long, env = "WFE_WEBHOOK_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
+    shutdown_grace: Duration,
     /// Log format.
     #[arg(long, env = "WFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wfe_webhook=debug`.
+    #[arg(long, env = "WFE_LOG_LEVEL", default_value = "info")]
+    log_level: String,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -33,31 +67,91 @@ enum LogFormat {
     Json,
 }
 
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_go_duration(s).map_err(|e| format!("{s:?} {e}"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(args.log_format);
-    let app = Router::new().route("/healthz", get(|| async { "ok" }));
-    let listener = TcpListener::bind(args.health_addr)
-        .await
+    init_logging(args.log_format, &args.log_level)?;
+    let defaults = Defaults {
+        timeout: args.default_timeout.clone(),
+        service_account_name: args.default_service_account.clone(),
+    };
+    check_defaults(&defaults)?;
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+    let admission = TcpListener::bind(args.listen_addr)
+        .with_context(|| format!("binding {}", args.listen_addr))?;
+    let health = TcpListener::bind(args.health_addr)
         .with_context(|| format!("binding {}", args.health_addr))?;
-    tracing::info!(addr = %args.health_addr, "wfe-webhook serving health endpoints");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        default_timeout = %defaults.timeout,
+        default_service_account = %defaults.service_account_name,
+        "wfe-webhook starting"
+    );
+    serve(
+        ServerConfig {
+            admission,
+            health: Some(health),
+            certs: CertPaths {
+                cert: args.tls_cert_file,
+                key: args.tls_key_file,
+            },
+            reload_interval: args.cert_reload_interval,
+            defaults,
+            max_request_bytes: args.max_request_bytes,
+            shutdown_grace: args.shutdown_grace,
+            metrics: wfe_webhook::metrics::Metrics::new().context("registering metrics")?,
+        },
+        shutdown,
+    )
+    .await?;
     tracing::info!("wfe-webhook stopped");
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// The configured defaults must themselves pass validation, or every defaulted object would be denied.
+fn check_defaults(defaults: &Defaults) -> anyhow::Result<()> {
+    match parse_go_duration(&defaults.timeout) {
+        Ok(d) if !d.is_zero() && d.as_secs() <= wfe_shared::limits::MAX_TIMEOUT_SECONDS => {}
+        _ => bail!(
+            "--default-timeout {:?} must be a Go duration greater than 0s and at most 24h",
+            defaults.timeout
+        ),
+    }
+    if !wfe_shared::target::is_dns1123_subdomain(&defaults.service_account_name) {
+        bail!(
+            "--default-service-account {:?} must be a DNS-1123 subdomain",
+            defaults.service_account_name
+        );
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("--log-level {level:?} is not a valid filter"))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::status::WorkflowExecutionStatus;
 use crate::{limits, patterns};
+// targetResource and containerImage get CEL rules with readable messages in `crd::crd()`.
 
 /// Desired execution of one remediation workflow against one target resource. Immutable once created.
 // Every printer column repeats `type_ = "string"`, which clippy mistakes for a duplicated attribute.
@@ -56,7 +57,7 @@ pub struct WorkflowExecutionSpec {
 
     /// The resource the workflow acts on, `namespace/kind/name` or `kind/name` (cluster-scoped).
     /// This string is the lock key: one execution at a time per target.
-    #[schemars(length(min = 1, max = limits::MAX_TARGET_RESOURCE_LEN), pattern(patterns::TARGET_RESOURCE))]
+    #[schemars(length(min = 1, max = limits::MAX_TARGET_RESOURCE_LEN))]
     pub target_resource: String,
 
     /// Workflow parameters. Keys are UPPER_SNAKE_CASE; `TARGET_RESOURCE` is injected by the controller.
@@ -120,7 +121,7 @@ pub struct WorkflowReference {
     #[schemars(length(min = 1, max = 128))]
     pub version: String,
     /// OCI reference of the Tekton bundle: `registry/repo[:tag][@sha256:<64 hex>]`.
-    #[schemars(length(min = 1, max = limits::MAX_CONTAINER_IMAGE_LEN), pattern(patterns::OCI_REFERENCE))]
+    #[schemars(length(min = 1, max = limits::MAX_CONTAINER_IMAGE_LEN))]
     pub container_image: String,
     /// Digest of the bundle, `sha256:<64 hex>`; must agree with a digest in `containerImage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,115 @@
+//! Label keys and valid label values derived from arbitrary strings.
+
+use sha2::{Digest, Sha256};
+
+pub const WORKFLOW_EXECUTION: &str = "kubernaut.ai/workflow-execution";
+pub const SOURCE_NAMESPACE: &str = "kubernaut.ai/source-namespace";
+pub const WORKFLOW_ID: &str = "kubernaut.ai/workflow-id";
+pub const TARGET_RESOURCE: &str = "kubernaut.ai/target-resource";
+pub const REMEDIATION_REQUEST: &str = "kubernaut.ai/remediation-request";
+
+const MAX_LABEL_VALUE: usize = 63;
+const HASH_HEX: usize = 16;
+
+/// First 16 hex characters of sha256(s).
+pub fn short_hash(s: &str) -> String {
+    let digest = Sha256::digest(s.as_bytes());
+    digest
+        .iter()
+        .take(HASH_HEX / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A valid label value (≤ 63, `[A-Za-z0-9]` at both ends, `-_.` inside) derived from any string.
+/// Characters outside the alphabet become `-`. When the result would be too long it is cut and a
+/// hash of the *raw* input is appended, so different long inputs stay different.
+pub fn label_value(raw: &str) -> String {
+    let mapped: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    // An input with nothing usable (e.g. "///") still gets a distinct, valid value: its hash.
+    if trimmed.len() <= MAX_LABEL_VALUE && (!trimmed.is_empty() || raw.is_empty()) {
+        return trimmed.to_owned();
+    }
+    let keep = MAX_LABEL_VALUE - HASH_HEX - 1;
+    let head =
+        trimmed[..trimmed.len().min(keep)].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    if head.is_empty() {
+        short_hash(raw)
+    } else {
+        format!("{head}-{}", short_hash(raw))
+    }
+}
+
+/// The target resource as a label value: `/` becomes `__` (SPEC 5), then [`label_value`].
+pub fn target_label_value(target: &str) -> String {
+    label_value(&target.replace('/', "__"))
+}
+
+/// True when `s` is a valid Kubernetes label value.
+pub fn is_label_value(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= MAX_LABEL_VALUE
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_valid_values_and_repairs_the_rest() {
+        assert_eq!(label_value("restart-deployment"), "restart-deployment");
+        assert_eq!(label_value("Restart Deployment!"), "Restart-Deployment");
+        assert_eq!(
+            target_label_value("payments/deployment/api"),
+            "payments__deployment__api"
+        );
+        assert_eq!(label_value("///"), short_hash("///"));
+        assert_eq!(label_value(""), "");
+    }
+
+    #[test]
+    fn long_values_are_cut_and_stay_distinct() {
+        let a = "a".repeat(100);
+        let b = format!("{}b", "a".repeat(99));
+        let (la, lb) = (label_value(&a), label_value(&b));
+        assert_eq!(la.len(), 63);
+        assert_ne!(la, lb);
+        assert!(is_label_value(&la) && is_label_value(&lb));
+    }
+
+    #[test]
+    fn every_output_is_a_valid_label_value() {
+        let samples = [
+            "ns/deployment/app",
+            "x",
+            "-x-",
+            "__a__",
+            "a.b.c",
+            "ÄÖÜ/ß",
+            &"z".repeat(300),
+            "ns/deployment.apps/some.very.long.name.that.goes.on.and.on.and.on.forever.and.ever",
+        ];
+        for s in samples {
+            assert!(
+                is_label_value(&label_value(s)),
+                "{s:?} -> {:?}",
+                label_value(s)
+            );
+            assert!(is_label_value(&target_label_value(s)));
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! HTTP routes: admission on the TLS port, health and metrics on both ports.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kube::core::admission::AdmissionResponse;
+use wfe_shared::defaulting::Defaults;
+
+use crate::admission::{Endpoint, Verdict, admit};
+use crate::metrics::Metrics;
+use crate::tls::CertStore;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub defaults: Arc<Defaults>,
+    pub metrics: Metrics,
+    pub certs: Arc<CertStore>,
+    /// Set on shutdown so readiness fails first and traffic drains.
+    pub shutting_down: Arc<AtomicBool>,
+    pub max_request_bytes: usize,
+}
+
+/// All routes: `/mutate`, `/validate`, `/healthz`, `/readyz`, `/metrics`.
+pub fn admission_router(state: AppState) -> Router {
+    let limit = state.max_request_bytes;
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .merge(health_router_inner())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Health and metrics only (the plain-HTTP port for probes and scrapers).
+pub fn health_router(state: AppState) -> Router {
+    health_router_inner().with_state(state)
+}
+
+fn health_router_inner() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutting_down.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if !state.certs.is_loaded() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no serving certificate loaded yet",
+        )
+            .into_response()
+    } else {
+        "ok".into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    respond(Endpoint::Mutate, &state, body)
+}
+
+async fn validate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    respond(Endpoint::Validate, &state, body)
+}
+
+fn respond(endpoint: Endpoint, state: &AppState, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let (status, json, verdict, operation) = match body {
+        Ok(body) => {
+            let answer = admit(endpoint, &body, &state.defaults);
+            match answer.verdict {
+                Verdict::Denied | Verdict::Malformed => tracing::info!(
+                    endpoint = endpoint.as_str(),
+                    operation = answer.operation,
+                    name = %answer.name,
+                    dry_run = answer.dry_run,
+                    verdict = answer.verdict.as_str(),
+                    message = answer.message.as_deref().unwrap_or(""),
+                    "admission denied"
+                ),
+                _ => tracing::debug!(
+                    endpoint = endpoint.as_str(),
+                    operation = answer.operation,
+                    name = %answer.name,
+                    dry_run = answer.dry_run,
+                    verdict = answer.verdict.as_str(),
+                    "admission allowed"
+                ),
+            }
+            (
+                StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_REQUEST),
+                serde_json::to_vec(&answer.review),
+                answer.verdict,
+                answer.operation,
+            )
+        }
+        Err(rejection) => {
+            // Oversized or unreadable body: a JSON answer with the reason, with the rejection's status.
+            let message = format!("cannot read the AdmissionReview: {}", rejection.body_text());
+            tracing::info!(endpoint = endpoint.as_str(), %message, "admission request refused");
+            let review = AdmissionResponse::invalid(&message).into_review();
+            (
+                rejection.status(),
+                serde_json::to_vec(&review),
+                Verdict::Malformed,
+                "unknown",
+            )
+        }
+    };
+    state
+        .metrics
+        .requests
+        .with_label_values(&[endpoint.as_str(), operation, verdict.as_str()])
+        .inc();
+    state
+        .metrics
+        .duration
+        .with_label_values(&[endpoint.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    match json {
+        Ok(json) => (status, [(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => {
+            // Serialising our own response types cannot fail in practice; answer 400 rather than 500.
+            tracing::error!(error = %e, "cannot serialize an admission response");
+            (
+                StatusCode::BAD_REQUEST,
+                format!("cannot serialize the response: {e}"),
+            )
+                .into_response()
+        }
+    }
+}
