@@ -634,4 +634,18 @@ fn local_environment_comes_up_and_shows_the_example() {
         "{all}"
     );
     assert!(all.contains("export KUBECONFIG="), "{all}");
+    // The webhook defaulted the example...
+    assert!(
+        all.contains(r#"{"serviceAccountName":"kubernaut-workflow-runner","timeout":"15m"}"#),
+        "{all}"
+    );
+    // ...and rejected the malformed one, naming the field.
+    assert!(
+        all.contains("The WorkflowExecution \"broken-restart\" is invalid"),
+        "{all}"
+    );
+    assert!(
+        all.contains("spec.workflowRef.containerDigest: Invalid value"),
+        "{all}"
+    );
 }
