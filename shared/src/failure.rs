@@ -1,0 +1,393 @@
+//! Classification of a failed PipelineRun (SPEC 4 "Failure classification"): structured state first
+//! — step `terminated.reason`, exit codes, Tekton's condition reasons — and message text only when
+//! the structure says nothing.
+
+use crate::api::FailureReason;
+use crate::tekton::{KnativeCondition, PipelineRunStatus, TaskRun};
+
+/// What failed and why, before times and summary are added.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classification {
+    pub reason: FailureReason,
+    /// Index of the failed task among the PipelineRun's TaskRuns; -1 when none failed.
+    pub failed_task_index: i32,
+    /// Pipeline task name of the failed TaskRun; empty when none failed.
+    pub failed_task_name: String,
+    pub failed_step_name: Option<String>,
+    /// First non-zero step exit code of the failed TaskRun.
+    pub exit_code: Option<i32>,
+    pub message: String,
+    /// The workflow actually ran: non-idempotent actions may have happened.
+    pub was_execution_failure: bool,
+}
+
+/// The `Succeeded` condition of a Tekton object.
+pub fn succeeded(conditions: &[KnativeCondition]) -> Option<&KnativeCondition> {
+    conditions.iter().find(|c| c.type_ == "Succeeded")
+}
+
+/// Classifies a PipelineRun whose `Succeeded` condition is False. `task_runs` are its TaskRuns (any
+/// order); the failed one is found through `childReferences`.
+pub fn classify(run: &PipelineRunStatus, task_runs: &[TaskRun]) -> Classification {
+    let run_condition = succeeded(&run.conditions);
+    let run_reason = run_condition
+        .and_then(|c| c.reason.as_deref())
+        .unwrap_or("");
+    let run_message = run_condition
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+
+    let children: Vec<_> = run
+        .child_references
+        .iter()
+        .filter(|c| c.kind.as_deref().is_none_or(|k| k == "TaskRun"))
+        .collect();
+    let failed = children.iter().enumerate().find_map(|(i, child)| {
+        let tr = task_runs
+            .iter()
+            .find(|tr| tr.metadata.name.as_deref() == Some(child.name.as_str()))?;
+        let status = tr.status.as_ref()?;
+        let cond = succeeded(&status.conditions)?;
+        (cond.status == "False").then_some((i, child, tr, cond))
+    });
+
+    let mut c = Classification {
+        reason: FailureReason::Unknown,
+        failed_task_index: -1,
+        failed_task_name: String::new(),
+        failed_step_name: None,
+        exit_code: None,
+        message: run_message.clone(),
+        was_execution_failure: false,
+    };
+    let mut structured = reason_from_pipeline_run(run_reason);
+
+    if let Some((index, child, task_run, condition)) = failed {
+        c.failed_task_index = index as i32;
+        c.failed_task_name = child
+            .pipeline_task_name
+            .clone()
+            .unwrap_or_else(|| child.name.clone());
+        let steps = task_run
+            .status
+            .as_ref()
+            .map(|s| s.steps.as_slice())
+            .unwrap_or(&[]);
+        let first_failed_step = steps.iter().find(|s| {
+            s.terminated
+                .as_ref()
+                .is_some_and(|t| t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled"))
+                || s.waiting.is_some()
+        });
+        c.failed_step_name = first_failed_step.and_then(|s| s.name.clone());
+        c.exit_code = steps
+            .iter()
+            .filter_map(|s| s.terminated.as_ref().map(|t| t.exit_code))
+            .find(|&code| code != 0);
+        if let Some(m) = condition.message.clone().filter(|m| !m.is_empty()) {
+            c.message = m;
+        }
+        let oom = steps.iter().any(|s| {
+            s.terminated
+                .as_ref()
+                .is_some_and(|t| t.reason.as_deref() == Some("OOMKilled"))
+                || s.termination_reason.as_deref() == Some("OOMKilled")
+        });
+        let image_pull = steps.iter().any(|s| {
+            s.waiting
+                .as_ref()
+                .and_then(|w| w.reason.as_deref())
+                .is_some_and(|r| {
+                    matches!(r, "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName")
+                })
+        });
+        structured = if oom || c.exit_code == Some(137) {
+            Some(FailureReason::OOMKilled)
+        } else if image_pull {
+            Some(FailureReason::ImagePullBackOff)
+        } else {
+            reason_from_task_run(condition.reason.as_deref().unwrap_or(""))
+                .or(structured)
+                .or(Some(FailureReason::TaskFailed))
+        };
+    }
+    c.reason = match structured {
+        Some(r) => r,
+        None => reason_from_text(&c.message).unwrap_or(FailureReason::Unknown),
+    };
+    // The workflow ran when the PipelineRun started and has TaskRuns, unless the failure is one that
+    // happens before any step can act.
+    let before_start = matches!(
+        c.reason,
+        FailureReason::ImagePullBackOff
+            | FailureReason::ConfigurationError
+            | FailureReason::ResourceExhausted
+    );
+    c.was_execution_failure = run.start_time.is_some() && !children.is_empty() && !before_start;
+    c
+}
+
+fn reason_from_pipeline_run(reason: &str) -> Option<FailureReason> {
+    Some(match reason {
+        "PipelineRunTimeout" | "PipelineRunTimedOut" => FailureReason::DeadlineExceeded,
+        "CouldntGetPipeline"
+        | "CouldntGetTask"
+        | "PipelineValidationFailed"
+        | "ParameterMissing"
+        | "ParameterTypeMismatch"
+        | "InvalidWorkspaceBindings"
+        | "PipelineInvalidGraph"
+        | "InvalidTaskResultReference"
+        | "ObjectParameterMissKeys"
+        | "CouldntGetPipelineResult"
+        | "InvalidParamValue"
+        | "ResourceVerificationFailed" => FailureReason::ConfigurationError,
+        "ExceededResourceQuota" | "ExceededNodeResources" => FailureReason::ResourceExhausted,
+        _ => return None,
+    })
+}
+
+fn reason_from_task_run(reason: &str) -> Option<FailureReason> {
+    Some(match reason {
+        "TaskRunTimeout" => FailureReason::DeadlineExceeded,
+        "TaskRunImagePullFailed" => FailureReason::ImagePullBackOff,
+        "CreateContainerConfigError"
+        | "TaskRunValidationFailed"
+        | "TaskRunResolutionFailed"
+        | "InvalidParamValue" => FailureReason::ConfigurationError,
+        "ExceededResourceQuota" | "ExceededNodeResources" => FailureReason::ResourceExhausted,
+        _ => return None,
+    })
+}
+
+/// Last resort: words in the message.
+fn reason_from_text(message: &str) -> Option<FailureReason> {
+    let m = message.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    Some(if has(&["oomkilled", "out of memory"]) {
+        FailureReason::OOMKilled
+    } else if has(&["forbidden", "unauthorized", "rbac"]) {
+        FailureReason::Forbidden
+    } else if has(&["timed out", "timeout", "deadline exceeded"]) {
+        FailureReason::DeadlineExceeded
+    } else if has(&["imagepull", "pull image", "errimagepull"]) {
+        FailureReason::ImagePullBackOff
+    } else if has(&["exceeded quota", "insufficient", "resource quota"]) {
+        FailureReason::ResourceExhausted
+    } else if has(&["invalid", "not found", "missing"]) {
+        FailureReason::ConfigurationError
+    } else {
+        return None;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tekton::{ChildStatusReference, StepState, TaskRunSpec, TaskRunStatus};
+    use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn cond(status: &str, reason: &str, message: &str) -> KnativeCondition {
+        KnativeCondition {
+            type_: "Succeeded".into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            ..Default::default()
+        }
+    }
+
+    fn run(reason: &str, message: &str, tasks: &[(&str, &str)]) -> PipelineRunStatus {
+        PipelineRunStatus {
+            conditions: vec![cond("False", reason, message)],
+            start_time: Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+            child_references: tasks
+                .iter()
+                .map(|(name, task)| ChildStatusReference {
+                    kind: Some("TaskRun".into()),
+                    name: (*name).into(),
+                    pipeline_task_name: Some((*task).into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn task_run(name: &str, status: &str, reason: &str, steps: Vec<StepState>) -> TaskRun {
+        let mut tr = TaskRun::new(name, TaskRunSpec::default());
+        tr.status = Some(TaskRunStatus {
+            conditions: vec![cond(status, reason, &format!("{name} {reason}"))],
+            steps,
+            ..Default::default()
+        });
+        tr
+    }
+
+    fn terminated(name: &str, code: i32, reason: &str) -> StepState {
+        StepState {
+            name: Some(name.into()),
+            terminated: Some(ContainerStateTerminated {
+                exit_code: code,
+                reason: Some(reason.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn oom_killed_step_is_oom_and_an_execution_failure() {
+        let status = run(
+            "Failed",
+            "Tasks Completed: 2 (Failed: 1)",
+            &[("pr-check", "check"), ("pr-restart", "restart")],
+        );
+        let trs = [
+            task_run(
+                "pr-check",
+                "True",
+                "Succeeded",
+                vec![terminated("check", 0, "Completed")],
+            ),
+            task_run(
+                "pr-restart",
+                "False",
+                "Failed",
+                vec![
+                    terminated("prepare", 0, "Completed"),
+                    terminated("restart", 137, "OOMKilled"),
+                ],
+            ),
+        ];
+        let c = classify(&status, &trs);
+        assert_eq!(c.reason, FailureReason::OOMKilled);
+        assert_eq!(
+            (c.failed_task_index, c.failed_task_name.as_str()),
+            (1, "restart")
+        );
+        assert_eq!(c.failed_step_name.as_deref(), Some("restart"));
+        assert_eq!(c.exit_code, Some(137));
+        assert!(c.was_execution_failure);
+    }
+
+    #[test]
+    fn exit_137_without_a_reason_is_still_oom() {
+        let status = run("Failed", "", &[("t", "task")]);
+        let c = classify(
+            &status,
+            &[task_run(
+                "t",
+                "False",
+                "Failed",
+                vec![terminated("s", 137, "Error")],
+            )],
+        );
+        assert_eq!(c.reason, FailureReason::OOMKilled);
+    }
+
+    #[test]
+    fn a_plain_task_failure_carries_its_exit_code() {
+        let status = run(
+            "Failed",
+            "Tasks Completed: 1 (Failed: 1)",
+            &[("t", "apply")],
+        );
+        let c = classify(
+            &status,
+            &[task_run(
+                "t",
+                "False",
+                "Failed",
+                vec![terminated("kubectl", 3, "Error")],
+            )],
+        );
+        assert_eq!(c.reason, FailureReason::TaskFailed);
+        assert_eq!(c.exit_code, Some(3));
+        assert_eq!(c.failed_step_name.as_deref(), Some("kubectl"));
+        assert_eq!(
+            c.message, "t Failed",
+            "the TaskRun's message is the most specific"
+        );
+        assert!(c.was_execution_failure);
+    }
+
+    #[test]
+    fn timeouts_from_pipeline_run_or_task_run() {
+        let c = classify(
+            &run("PipelineRunTimeout", "PipelineRun timed out after 30m", &[]),
+            &[],
+        );
+        assert_eq!(c.reason, FailureReason::DeadlineExceeded);
+        assert_eq!(c.failed_task_index, -1);
+        let status = run("Failed", "", &[("t", "wait")]);
+        let c = classify(&status, &[task_run("t", "False", "TaskRunTimeout", vec![])]);
+        assert_eq!(c.reason, FailureReason::DeadlineExceeded);
+        assert!(c.was_execution_failure);
+    }
+
+    #[test]
+    fn image_pull_failures_are_not_execution_failures() {
+        let status = run("Failed", "", &[("t", "restart")]);
+        let waiting = StepState {
+            name: Some("restart".into()),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ImagePullBackOff".into()),
+                message: Some("Back-off pulling image".into()),
+            }),
+            ..Default::default()
+        };
+        let c = classify(
+            &status,
+            &[task_run(
+                "t",
+                "False",
+                "TaskRunImagePullFailed",
+                vec![waiting],
+            )],
+        );
+        assert_eq!(c.reason, FailureReason::ImagePullBackOff);
+        assert_eq!(c.failed_step_name.as_deref(), Some("restart"));
+        assert!(!c.was_execution_failure);
+    }
+
+    #[test]
+    fn configuration_errors_before_start_are_not_execution_failures() {
+        let mut status = run("CouldntGetPipeline", "bundle quay.io/x not found", &[]);
+        status.start_time = None;
+        let c = classify(&status, &[]);
+        assert_eq!(c.reason, FailureReason::ConfigurationError);
+        assert!(!c.was_execution_failure);
+        let status = run("Failed", "", &[("t", "restart")]);
+        let c = classify(
+            &status,
+            &[task_run("t", "False", "CreateContainerConfigError", vec![])],
+        );
+        assert_eq!(c.reason, FailureReason::ConfigurationError);
+        assert!(!c.was_execution_failure);
+    }
+
+    #[test]
+    fn message_text_is_only_a_fallback() {
+        let c = classify(
+            &run("SomethingNew", "pods \"x\" is forbidden: RBAC", &[]),
+            &[],
+        );
+        assert_eq!(c.reason, FailureReason::Forbidden);
+        // Structure beats text: an OOM with a message mentioning a timeout is still OOM.
+        let status = run("Failed", "timeout waiting", &[("t", "x")]);
+        let c = classify(
+            &status,
+            &[task_run(
+                "t",
+                "False",
+                "Failed",
+                vec![terminated("s", 137, "OOMKilled")],
+            )],
+        );
+        assert_eq!(c.reason, FailureReason::OOMKilled);
+        let c = classify(&run("Mystery", "it broke", &[]), &[]);
+        assert_eq!(c.reason, FailureReason::Unknown);
+    }
+}

@@ -1,0 +1,277 @@
+//! The PipelineRun that executes a WorkflowExecution (SPEC 5). Pure: same input, same object.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PodSecurityContext, SeccompProfile};
+use kube::core::ObjectMeta;
+
+use crate::api::WorkflowExecution;
+use crate::labels::{self, label_value, short_hash, target_label_value};
+use crate::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
+use crate::tekton::{
+    Param, ParamValue, PipelineRef, PipelineRun, PipelineRunSpec, PipelineTaskRunTemplate,
+    PodTemplate, TimeoutFields,
+};
+use crate::validation::RESERVED_PARAMETER;
+
+/// Finalizer linking a WorkflowExecution to its PipelineRun (they live in different namespaces, so
+/// owner references cannot).
+pub const FINALIZER: &str = "workflowexecution.kubernaut.ai/workflowexecution-cleanup";
+
+/// Default namespace PipelineRuns run in.
+pub const DEFAULT_EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
+
+/// The deterministic PipelineRun name of a target: `wfe-` + 16 hex of sha256(target). Two executions
+/// on one target collide on it, and the API server's `AlreadyExists` is the lock.
+pub fn pipeline_run_name(target_resource: &str) -> String {
+    format!("wfe-{}", short_hash(target_resource))
+}
+
+/// Builds the PipelineRun for `wfe` in `execution_namespace`.
+pub fn build(wfe: &WorkflowExecution, execution_namespace: &str) -> PipelineRun {
+    let spec = &wfe.spec;
+    let name = wfe.metadata.name.clone().unwrap_or_default();
+    let source_namespace = wfe.metadata.namespace.clone().unwrap_or_default();
+    let config = spec.execution_config.clone().unwrap_or_default();
+
+    let labels = BTreeMap::from([
+        (labels::WORKFLOW_EXECUTION.to_owned(), label_value(&name)),
+        (
+            labels::SOURCE_NAMESPACE.to_owned(),
+            label_value(&source_namespace),
+        ),
+        (
+            labels::WORKFLOW_ID.to_owned(),
+            label_value(&spec.workflow_ref.workflow_id),
+        ),
+        (
+            labels::TARGET_RESOURCE.to_owned(),
+            target_label_value(&spec.target_resource),
+        ),
+    ]);
+    let annotations = BTreeMap::from([(
+        labels::TARGET_RESOURCE.to_owned(),
+        spec.target_resource.clone(),
+    )]);
+
+    // BTreeMap iteration is sorted; TARGET_RESOURCE comes last and cannot be overridden (validation
+    // forbids it in spec.parameters, and it is skipped here should an old object carry it).
+    let mut params: Vec<Param> = spec
+        .parameters
+        .iter()
+        .filter(|(k, _)| k.as_str() != RESERVED_PARAMETER)
+        .map(|(k, v)| string_param(k, v))
+        .collect();
+    params.push(string_param(RESERVED_PARAMETER, &spec.target_resource));
+
+    PipelineRun {
+        metadata: ObjectMeta {
+            name: Some(pipeline_run_name(&spec.target_resource)),
+            namespace: Some(execution_namespace.to_owned()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: PipelineRunSpec {
+            pipeline_ref: Some(PipelineRef {
+                resolver: Some("bundles".into()),
+                params: vec![
+                    string_param("bundle", &spec.workflow_ref.container_image),
+                    string_param("name", "workflow"),
+                    string_param("kind", "pipeline"),
+                ],
+                ..Default::default()
+            }),
+            params,
+            task_run_template: Some(PipelineTaskRunTemplate {
+                service_account_name: Some(
+                    config
+                        .service_account_name
+                        .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.to_owned()),
+                ),
+                pod_template: Some(PodTemplate {
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            timeouts: Some(TimeoutFields {
+                pipeline: Some(config.timeout.unwrap_or_else(|| DEFAULT_TIMEOUT.to_owned())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+/// True when `run` is labelled as the PipelineRun of the WorkflowExecution `namespace/name`.
+pub fn is_owned_by(run: &PipelineRun, namespace: &str, name: &str) -> bool {
+    let labels = run.metadata.labels.as_ref();
+    let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    get(labels::WORKFLOW_EXECUTION) == Some(label_value(name).as_str())
+        && get(labels::SOURCE_NAMESPACE) == Some(label_value(namespace).as_str())
+}
+
+fn string_param(name: &str, value: &str) -> Param {
+    Param {
+        name: name.to_owned(),
+        value: ParamValue::String(value.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::WorkflowExecutionSpec;
+    use crate::api::{ExecutionConfig, RemediationRequestReference, WorkflowReference};
+    use crate::labels::is_label_value;
+
+    fn wfe(name: &str, target: &str) -> WorkflowExecution {
+        let mut w = WorkflowExecution::new(
+            name,
+            WorkflowExecutionSpec {
+                remediation_request_ref: RemediationRequestReference {
+                    name: "rr".into(),
+                    ..Default::default()
+                },
+                workflow_ref: WorkflowReference {
+                    workflow_id: "Restart Deployment/v2".into(),
+                    version: "1.0.0".into(),
+                    container_image: "quay.io/k/restart:v1".into(),
+                    container_digest: None,
+                },
+                target_resource: target.into(),
+                parameters: BTreeMap::from([
+                    ("ZETA".into(), "z".into()),
+                    ("ALPHA".into(), "a".into()),
+                ]),
+                confidence: None,
+                rationale: None,
+                execution_config: Some(ExecutionConfig {
+                    timeout: Some("45m".into()),
+                    service_account_name: Some("runner".into()),
+                }),
+            },
+        );
+        w.metadata.namespace = Some("team-a".into());
+        w
+    }
+
+    #[test]
+    fn builds_the_pipeline_run_of_spec_section_5() {
+        let pr = build(
+            &wfe("restart-api", "payments/deployment/api"),
+            "kubernaut-workflows",
+        );
+        assert_eq!(
+            pr.metadata.name.as_deref(),
+            Some(pipeline_run_name("payments/deployment/api").as_str())
+        );
+        assert_eq!(
+            pr.metadata.namespace.as_deref(),
+            Some("kubernaut-workflows")
+        );
+        let labels = pr.metadata.labels.clone().unwrap();
+        assert_eq!(labels["kubernaut.ai/workflow-execution"], "restart-api");
+        assert_eq!(labels["kubernaut.ai/source-namespace"], "team-a");
+        assert_eq!(labels["kubernaut.ai/workflow-id"], "Restart-Deployment-v2");
+        assert_eq!(
+            labels["kubernaut.ai/target-resource"],
+            "payments__deployment__api"
+        );
+        assert_eq!(
+            pr.metadata.annotations.clone().unwrap()["kubernaut.ai/target-resource"],
+            "payments/deployment/api"
+        );
+        let pref = pr.spec.pipeline_ref.clone().unwrap();
+        assert_eq!(pref.resolver.as_deref(), Some("bundles"));
+        let p = |params: &[Param]| -> Vec<(String, String)> {
+            params
+                .iter()
+                .map(|p| match &p.value {
+                    ParamValue::String(s) => (p.name.clone(), s.clone()),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            p(&pref.params),
+            [
+                ("bundle".into(), "quay.io/k/restart:v1".into()),
+                ("name".into(), "workflow".into()),
+                ("kind".into(), "pipeline".into())
+            ]
+        );
+        assert_eq!(
+            p(&pr.spec.params),
+            [
+                ("ALPHA".into(), "a".into()),
+                ("ZETA".into(), "z".into()),
+                ("TARGET_RESOURCE".into(), "payments/deployment/api".into())
+            ]
+        );
+        let template = pr.spec.task_run_template.clone().unwrap();
+        assert_eq!(template.service_account_name.as_deref(), Some("runner"));
+        let sc = template.pod_template.unwrap().security_context.unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_eq!(pr.spec.timeouts.unwrap().pipeline.as_deref(), Some("45m"));
+    }
+
+    #[test]
+    fn name_is_deterministic_per_target_and_differs_between_targets() {
+        let a = pipeline_run_name("ns/deployment/a");
+        assert_eq!(a, pipeline_run_name("ns/deployment/a"));
+        assert_ne!(a, pipeline_run_name("ns/deployment/b"));
+        assert_eq!(a.len(), 4 + 16);
+        assert!(a.starts_with("wfe-") && a[4..].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn defaults_apply_without_execution_config_and_labels_stay_valid_for_any_input() {
+        let mut w = wfe(
+            &"n".repeat(63),
+            &format!("{}/Deployment/{}", "x".repeat(63), "y".repeat(253)),
+        );
+        w.spec.execution_config = None;
+        w.spec.workflow_ref.workflow_id = "ÜBER workflow!!!".repeat(20);
+        w.spec
+            .parameters
+            .insert("TARGET_RESOURCE".into(), "spoof".into());
+        let pr = build(&w, "exec");
+        for (k, v) in pr.metadata.labels.clone().unwrap() {
+            assert!(is_label_value(&v), "{k}={v:?}");
+        }
+        let template = pr.spec.task_run_template.clone().unwrap();
+        assert_eq!(
+            template.service_account_name.as_deref(),
+            Some("kubernaut-workflow-runner")
+        );
+        assert_eq!(
+            pr.spec.timeouts.clone().unwrap().pipeline.as_deref(),
+            Some("30m")
+        );
+        let targets: Vec<_> = pr
+            .spec
+            .params
+            .iter()
+            .filter(|p| p.name == "TARGET_RESOURCE")
+            .collect();
+        assert_eq!(
+            targets.len(),
+            1,
+            "a spoofed TARGET_RESOURCE is never passed"
+        );
+        assert!(is_owned_by(&pr, "team-a", &"n".repeat(63)));
+        assert!(!is_owned_by(&pr, "team-b", &"n".repeat(63)));
+        assert!(!is_owned_by(&pr, "team-a", "other"));
+    }
+}
