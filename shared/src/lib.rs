@@ -1,8 +1,10 @@
 //! Everything the WorkflowExecution webhook, controller and tests must agree on. Pure: no I/O.
 
 pub mod api;
+pub mod conditions;
 pub mod crd;
 pub mod defaulting;
+pub mod desired;
 pub mod duration;
 pub mod failure;
 pub mod labels;

@@ -1,0 +1,399 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ContainerStateTerminated;
+use serde_json::json;
+
+use super::*;
+use crate::tekton::{
+    ChildStatusReference, KnativeCondition, PipelineRunStatus, StepState, TaskRunSpec,
+    TaskRunStatus,
+};
+
+fn ts(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn ctx(secs: i64) -> Context {
+    Context {
+        now: ts(secs),
+        deadline_grace: Duration::from_secs(60),
+    }
+}
+
+fn wfe() -> WorkflowExecution {
+    let mut w: WorkflowExecution = serde_json::from_value(json!({
+        "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
+        "metadata": {"name": "restart-api", "namespace": "team-a", "generation": 1},
+        "spec": {
+            "remediationRequestRef": {"name": "rr-1"},
+            "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0", "containerImage": "quay.io/k/r:v1"},
+            "targetResource": "payments/deployment/api",
+            "executionConfig": {"timeout": "10m"}
+        }
+    }))
+    .unwrap();
+    w.status = None;
+    w
+}
+
+fn cond(status: &str, reason: &str) -> KnativeCondition {
+    KnativeCondition {
+        type_: "Succeeded".into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(format!("{reason} message")),
+        ..Default::default()
+    }
+}
+
+fn run(cond: Option<KnativeCondition>, started: bool, completed_at: Option<i64>) -> PipelineRun {
+    let mut pr = PipelineRun::new("wfe-0011223344556677", Default::default());
+    pr.status = Some(PipelineRunStatus {
+        conditions: cond.into_iter().collect(),
+        start_time: started.then(|| Time(ts(1))),
+        completion_time: completed_at.map(|s| Time(ts(s))),
+        child_references: vec![ChildStatusReference {
+            kind: Some("TaskRun".into()),
+            name: "tr-restart".into(),
+            pipeline_task_name: Some("restart".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    pr
+}
+
+fn task_run(status: &str, code: i32, reason: &str) -> TaskRun {
+    let mut tr = TaskRun::new(
+        "tr-restart",
+        TaskRunSpec {
+            extra: BTreeMap::new(),
+        },
+    );
+    tr.status = Some(TaskRunStatus {
+        conditions: vec![cond(status, "Failed")],
+        steps: vec![StepState {
+            name: Some("restart".into()),
+            terminated: Some(ContainerStateTerminated {
+                exit_code: code,
+                reason: Some(reason.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    tr
+}
+
+/// Applies an observation at time `at` and stores the result, as the controller's write would.
+fn step(w: &mut WorkflowExecution, obs: Observation<'_>, at: i64) -> WorkflowExecutionStatus {
+    let s = desired_status(w, obs, &ctx(at));
+    w.status = Some(s.clone());
+    s
+}
+
+#[test]
+fn created_then_running_then_completed() {
+    let mut w = wfe();
+    let s = step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    assert_eq!(s.phase, Phase::Running);
+    assert_eq!(s.start_time, Some(Time(ts(0))));
+    assert_eq!(
+        s.pipeline_run_ref.as_ref().unwrap().name,
+        "wfe-0011223344556677"
+    );
+    assert_eq!(s.observed_generation, Some(1));
+    let created = conditions::get(&s.conditions, T::TektonPipelineCreated).unwrap();
+    assert_eq!(
+        (created.status, created.reason),
+        (S::True, R::PipelineCreated)
+    );
+
+    let pr = run(Some(cond("Unknown", "Running")), true, None);
+    let s = step(
+        &mut w,
+        Observation::PipelineRun {
+            run: &pr,
+            task_runs: &[],
+        },
+        5,
+    );
+    assert_eq!(s.phase, Phase::Running);
+    assert_eq!(s.pipeline_run_status.as_ref().unwrap().status, S::Unknown);
+    assert_eq!(s.pipeline_run_status.as_ref().unwrap().total_tasks, 1);
+    assert_eq!(
+        conditions::get(&s.conditions, T::TektonPipelineRunning)
+            .unwrap()
+            .status,
+        S::True
+    );
+
+    let pr = run(Some(cond("True", "Succeeded")), true, Some(90));
+    let s = step(
+        &mut w,
+        Observation::PipelineRun {
+            run: &pr,
+            task_runs: &[],
+        },
+        91,
+    );
+    assert_eq!(s.phase, Phase::Completed);
+    assert_eq!(s.completion_time, Some(Time(ts(90))));
+    assert_eq!(s.duration.as_deref(), Some("1m30s"));
+    let complete = conditions::get(&s.conditions, T::TektonPipelineComplete).unwrap();
+    assert_eq!(
+        (complete.status, complete.reason),
+        (S::True, R::PipelineSucceeded)
+    );
+    assert!(s.failure_details.is_none());
+}
+
+#[test]
+fn recomputing_from_the_same_observation_changes_nothing() {
+    // What makes a no-op reconcile write nothing: the desired status is a fixed point.
+    let mut w = wfe();
+    step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    let pr = run(Some(cond("Unknown", "Running")), true, None);
+    let first = step(
+        &mut w,
+        Observation::PipelineRun {
+            run: &pr,
+            task_runs: &[],
+        },
+        5,
+    );
+    for later in [6, 30, 300] {
+        assert_eq!(
+            desired_status(
+                &w,
+                Observation::PipelineRun {
+                    run: &pr,
+                    task_runs: &[]
+                },
+                &ctx(later)
+            ),
+            first,
+            "at +{later}s"
+        );
+    }
+    let adopted_again = desired_status(
+        &w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: true,
+        },
+        &ctx(40),
+    );
+    assert_eq!(
+        adopted_again.start_time, first.start_time,
+        "the start time is not reset"
+    );
+}
+
+#[test]
+fn an_oom_failure_is_classified_and_explained() {
+    let mut w = wfe();
+    step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    let pr = run(Some(cond("False", "Failed")), true, Some(125));
+    let trs = [task_run("False", 137, "OOMKilled")];
+    let s = step(
+        &mut w,
+        Observation::PipelineRun {
+            run: &pr,
+            task_runs: &trs,
+        },
+        126,
+    );
+    assert_eq!(s.phase, Phase::Failed);
+    assert_eq!(s.failure_reason, Some(FailureReason::OOMKilled));
+    let d = s.failure_details.clone().unwrap();
+    assert_eq!(
+        (d.reason, d.failed_task_index, d.failed_task_name.as_str()),
+        (FailureReason::OOMKilled, 0, "restart")
+    );
+    assert_eq!(
+        (d.failed_step_name.as_deref(), d.exit_code),
+        (Some("restart"), Some(137))
+    );
+    assert_eq!(d.failed_at, Time(ts(125)));
+    assert_eq!(d.execution_time_before_failure, "2m5s");
+    assert!(d.was_execution_failure);
+    assert_eq!(
+        d.natural_language_summary,
+        "Workflow restart-deployment (1.2.0) failed on payments/deployment/api after 2m5s: OOMKilled.\n\
+         Failed in task restart, step restart, exit code 137.\n\
+         Cause: Failed message\n\
+         Action: raise the step's memory limit, or check the target for a memory leak.\n\
+         The workflow ran: non-idempotent actions may have been applied, so new executions on this target are blocked until someone checks it.\n\
+         PipelineRun: wfe-0011223344556677."
+            .replace("\\\n", "")
+    );
+    let complete = conditions::get(&s.conditions, T::TektonPipelineComplete).unwrap();
+    assert_eq!((complete.status, complete.reason), (S::False, R::OOMKilled));
+    // Terminal: nothing changes it any more.
+    let later = run(Some(cond("True", "Succeeded")), true, Some(200));
+    assert_eq!(
+        desired_status(
+            &w,
+            Observation::PipelineRun {
+                run: &later,
+                task_runs: &[]
+            },
+            &ctx(300)
+        ),
+        s
+    );
+    assert_eq!(
+        desired_status(&w, Observation::PipelineRunMissing, &ctx(300)),
+        s
+    );
+}
+
+#[test]
+fn a_pipeline_run_deleted_externally_fails_the_execution() {
+    let mut w = wfe();
+    step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    let s = step(&mut w, Observation::PipelineRunMissing, 30);
+    assert_eq!(s.phase, Phase::Failed);
+    let d = s.failure_details.unwrap();
+    assert_eq!(
+        (d.reason, d.message.as_str()),
+        (FailureReason::Unknown, "PipelineRun deleted externally")
+    );
+    assert_eq!(s.duration.as_deref(), Some("30s"));
+}
+
+#[test]
+fn the_controllers_own_deadline_fires_after_timeout_plus_grace() {
+    let mut w = wfe();
+    step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    let pr = run(Some(cond("Unknown", "Running")), true, None);
+    // 10m timeout + 60s grace.
+    let s = desired_status(
+        &w,
+        Observation::PipelineRun {
+            run: &pr,
+            task_runs: &[],
+        },
+        &ctx(660),
+    );
+    assert_eq!(s.phase, Phase::Running);
+    let s = desired_status(
+        &w,
+        Observation::PipelineRun {
+            run: &pr,
+            task_runs: &[],
+        },
+        &ctx(661),
+    );
+    assert_eq!(s.phase, Phase::Failed);
+    assert_eq!(s.failure_reason, Some(FailureReason::DeadlineExceeded));
+    assert_eq!(
+        conditions::get(&s.conditions, T::TektonPipelineComplete)
+            .unwrap()
+            .reason,
+        R::DeadlineExceeded
+    );
+}
+
+#[test]
+fn an_invalid_spec_fails_before_any_pipeline_run() {
+    let mut w = wfe();
+    w.spec.target_resource = "nope".into();
+    let report = crate::validation::validate(&w);
+    let s = desired_status(&w, Observation::InvalidSpec(&report), &ctx(0));
+    assert_eq!(s.phase, Phase::Failed);
+    let d = s.failure_details.unwrap();
+    assert_eq!(d.reason, FailureReason::ConfigurationError);
+    assert!(
+        d.message
+            .starts_with("spec is invalid: spec.targetResource: Invalid value"),
+        "{}",
+        d.message
+    );
+    assert!(!d.was_execution_failure);
+    assert!(s.pipeline_run_ref.is_none() && s.start_time.is_none());
+    assert_eq!(
+        conditions::get(&s.conditions, T::TektonPipelineCreated)
+            .unwrap()
+            .reason,
+        R::PipelineCreationFailed
+    );
+}
+
+#[test]
+fn a_lock_held_by_another_execution_skips_and_an_unowned_run_fails() {
+    let w = wfe();
+    let s = desired_status(
+        &w,
+        Observation::LockedBy {
+            pipeline_run: "wfe-0011223344556677",
+            holder_namespace: "team-b",
+            holder_name: "other",
+        },
+        &ctx(0),
+    );
+    assert_eq!(s.phase, Phase::Skipped);
+    let d = s.skip_details.unwrap();
+    assert_eq!(d.reason, SkipReason::ResourceBusy);
+    assert_eq!(d.conflicting_workflow.unwrap().name, "other");
+    assert_eq!(
+        conditions::get(&s.conditions, T::ResourceLocked)
+            .unwrap()
+            .reason,
+        R::TargetResourceBusy
+    );
+
+    let s = desired_status(
+        &w,
+        Observation::UnownedPipelineRun {
+            name: "wfe-0011223344556677",
+        },
+        &ctx(0),
+    );
+    assert_eq!(s.phase, Phase::Failed);
+    let d = s.failure_details.unwrap();
+    assert_eq!(d.reason, FailureReason::Unknown);
+    assert!(
+        d.message
+            .contains("carries no kubernaut.ai/workflow-execution label"),
+        "{}",
+        d.message
+    );
+}
