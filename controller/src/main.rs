@@ -1,30 +1,59 @@
-//! `wfe-controller`: runs WorkflowExecutions as Tekton PipelineRuns.
-//!
-//! This is the serving shell: flags, logging, health endpoints and graceful shutdown. Reconciliation
-//! of WorkflowExecutions lands with the controller issue.
+//! `wfe-controller`: runs kubernaut.ai WorkflowExecutions as Tekton PipelineRuns.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use anyhow::Context;
-use axum::Router;
-use axum::routing::get;
+use anyhow::Context as _;
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use wfe_controller::context::{Settings, system_clock};
+use wfe_controller::metrics::Metrics;
+use wfe_controller::run::{Health, run, serve_health};
+use wfe_shared::duration::parse_go_duration;
+use wfe_shared::pipelinerun::DEFAULT_EXECUTION_NAMESPACE;
 
 /// Controller that runs kubernaut.ai WorkflowExecutions as Tekton PipelineRuns.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Address for the health endpoints.
-    #[arg(
-        long,
-        env = "WFE_CONTROLLER_HEALTH_ADDR",
-        default_value = "127.0.0.1:8082"
-    )]
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "WFE_CONTROLLER_HEALTH_ADDR", default_value = "0.0.0.0:8082")]
     health_addr: SocketAddr,
+    /// Namespace PipelineRuns are created in.
+    #[arg(long, env = "WFE_EXECUTION_NAMESPACE", default_value = DEFAULT_EXECUTION_NAMESPACE)]
+    execution_namespace: String,
+    /// How long a finished execution keeps the target's lock (Go duration).
+    #[arg(long, env = "WFE_COOLDOWN", default_value = "5m", value_parser = duration)]
+    cooldown: Duration,
+    /// Grace added to executionConfig.timeout before the controller's own deadline fails an execution.
+    #[arg(long, env = "WFE_DEADLINE_GRACE", default_value = "1m", value_parser = duration)]
+    deadline_grace: Duration,
+    /// Reconciles running at once.
+    #[arg(long, env = "WFE_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Leader-election Lease name.
+    #[arg(long, env = "WFE_LEASE_NAME", default_value = "wfe-controller-leader")]
+    lease_name: String,
+    /// Namespace of the Lease (defaults to the execution namespace).
+    #[arg(long, env = "WFE_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Lease duration in seconds: failover happens within it.
+    #[arg(long, env = "WFE_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Renew this many seconds before the lease expires.
+    #[arg(long, env = "WFE_LEASE_GRACE_SECONDS", default_value_t = 5)]
+    lease_grace_seconds: u64,
+    /// This replica's identity in the Lease (defaults to $HOSTNAME).
+    #[arg(long, env = "WFE_IDENTITY")]
+    identity: Option<String>,
     /// Log format.
     #[arg(long, env = "WFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "WFE_LOG_LEVEL", default_value = "info")]
+    log_level: String,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -33,31 +62,63 @@ enum LogFormat {
     Json,
 }
 
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_go_duration(s).map_err(|e| format!("{s:?} {e}"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(args.log_format);
-    let app = Router::new().route("/healthz", get(|| async { "ok" }));
-    let listener = TcpListener::bind(args.health_addr)
-        .await
-        .with_context(|| format!("binding {}", args.health_addr))?;
-    tracing::info!(addr = %args.health_addr, "wfe-controller serving health endpoints");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
-    tracing::info!("wfe-controller stopped");
-    Ok(())
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .with_context(|| format!("--log-level {:?} is not a valid filter", args.log_level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
+    match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    let identity = args
+        .identity
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("wfe-controller-{}", std::process::id()));
+    let settings = Settings {
+        lease_namespace: args.lease_namespace.unwrap_or_else(|| args.execution_namespace.clone()),
+        execution_namespace: args.execution_namespace,
+        cooldown: args.cooldown,
+        deadline_grace: args.deadline_grace,
+        concurrency: args.concurrency,
+        lease_name: args.lease_name,
+        lease_duration_seconds: args.lease_duration_seconds,
+        lease_grace_seconds: args.lease_grace_seconds,
+        identity,
+    };
+    let health = Health {
+        metrics: Metrics::new().context("registering metrics")?,
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+    let listener = TcpListener::bind(args.health_addr).with_context(|| format!("binding {}", args.health_addr))?;
+    let shutdown = CancellationToken::new();
+    let health_task = tokio::spawn(serve_health(listener, health.clone(), shutdown.clone()));
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), ?settings, "wfe-controller starting");
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    let result = match kube::Client::try_default().await {
+        Ok(client) => run(client, settings, system_clock(), health, shutdown.clone()).await,
+        Err(e) => {
+            // Stay up for the health endpoints until told to stop, so the failure is visible.
+            tracing::error!(error = %e, "cannot build a Kubernetes client");
+            shutdown.cancelled().await;
+            Err(e.into())
+        }
+    };
+    shutdown.cancel();
+    let _ = health_task.await;
+    tracing::info!("wfe-controller stopped");
+    result
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

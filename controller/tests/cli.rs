@@ -1,4 +1,4 @@
-//! The binary as an operator runs it: help, health endpoint, clean exit on SIGTERM.
+//! The binary as an operator runs it: help, health endpoints, and a clear failure without a cluster.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -6,7 +6,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wfe-controller");
-const HEALTH_ENV: &str = "WFE_CONTROLLER_HEALTH_ADDR";
 
 #[test]
 fn help_lists_every_flag_with_its_environment_variable() {
@@ -14,78 +13,58 @@ fn help_lists_every_flag_with_its_environment_variable() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for needle in [
-        "--health-addr",
-        HEALTH_ENV,
-        "--log-format",
-        "WFE_LOG_FORMAT",
+        "--health-addr", "WFE_CONTROLLER_HEALTH_ADDR", "--execution-namespace", "WFE_EXECUTION_NAMESPACE",
+        "--cooldown", "WFE_COOLDOWN", "--deadline-grace", "WFE_DEADLINE_GRACE", "--concurrency", "WFE_CONCURRENCY",
+        "--lease-name", "WFE_LEASE_NAME", "--lease-namespace", "--lease-duration-seconds", "--identity",
+        "--log-format", "WFE_LOG_FORMAT", "--log-level",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
 
 #[test]
-fn serves_healthz_and_exits_cleanly_on_sigterm() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+fn without_a_cluster_it_serves_health_is_not_ready_says_why_and_stops_on_sigterm() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(BIN)
-        .env(HEALTH_ENV, format!("127.0.0.1:{port}"))
+        .env("WFE_CONTROLLER_HEALTH_ADDR", format!("127.0.0.1:{port}"))
         .env("WFE_LOG_FORMAT", "json")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
         .stdout(Stdio::piped())
         .spawn()
         .map(KillOnDrop)
         .expect("starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            write!(
-                s,
-                "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut buf = String::new();
-            s.read_to_string(&mut buf).unwrap();
-            break buf;
-        }
-        assert!(Instant::now() < deadline, "never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(
-        body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"),
-        "{body}"
-    );
-    assert!(body.ends_with("ok"), "{body}");
+    assert!(get(port, "/healthz").ends_with("ok"));
+    let ready = get(port, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
     let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "did not exit within 5s of SIGTERM"
-        );
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "did not exit within 5s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status}");
+    }
     let mut logs = String::new();
-    child
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    assert!(
-        logs.contains(r#""message":"shutdown signal received""#),
-        "JSON logs: {logs}"
-    );
+    child.0.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+    assert!(logs.contains("cannot build a Kubernetes client"), "{logs}");
+    assert!(logs.contains("shutdown signal received"), "{logs}");
 }
 
-/// Kills the binary if the test fails before it exits, so no process outlives the test.
+fn get(port: u16, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).unwrap();
+            return buf;
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the binary if the test fails first.
 struct KillOnDrop(std::process::Child);
 
 impl Drop for KillOnDrop {

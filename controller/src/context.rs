@@ -1,0 +1,64 @@
+//! What every reconcile shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use wfe_shared::tekton::{PipelineRun, TaskRun};
+
+use crate::metrics::Metrics;
+
+/// Tunables.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace the PipelineRuns run in.
+    pub execution_namespace: String,
+    /// How long a Completed/Failed execution keeps the target's lock (its PipelineRun).
+    pub cooldown: Duration,
+    /// Added to `executionConfig.timeout` before the controller's own deadline fires.
+    pub deadline_grace: Duration,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Name of the leader Lease (in `lease_namespace`).
+    pub lease_name: String,
+    pub lease_namespace: String,
+    /// Lease duration and renew grace, in seconds.
+    pub lease_duration_seconds: u64,
+    pub lease_grace_seconds: u64,
+    /// This replica's identity (pod name).
+    pub identity: String,
+}
+
+/// Injectable clock, so tests need no sleeping.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Timestamp::now)
+}
+
+/// Shared state of the reconciles.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub runs: Store<PipelineRun>,
+    pub task_runs: Store<TaskRun>,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    /// Cleared the moment leadership is lost: every write checks it first.
+    pub leading: Arc<AtomicBool>,
+}
+
+impl Context {
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,7 @@
+//! The WorkflowExecution controller: reconcile (I/O around `wfe_shared`'s pure decisions), leader
+//! election, caches, metrics and health. `main.rs` wires flags and signals.
+
+pub mod context;
+pub mod metrics;
+pub mod reconcile;
+pub mod run;

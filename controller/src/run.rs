@@ -1,0 +1,233 @@
+//! Wiring: leader election, watches and caches, the controller loop, health and metrics.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio_util::sync::CancellationToken;
+use wfe_shared::WorkflowExecution;
+use wfe_shared::labels;
+
+use crate::context::{Clock, Context, Settings};
+use crate::metrics::Metrics;
+use crate::reconcile::{error_policy, reconcile};
+
+/// Health state shared with the HTTP endpoints.
+#[derive(Clone)]
+pub struct Health {
+    pub metrics: Metrics,
+    /// True once the leader's caches are synced, or while standing by (not leading).
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` until `stop`.
+pub async fn serve_health(listener: TcpListener, health: Health, stop: CancellationToken) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(health);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("serving health endpoints")
+}
+
+async fn readyz(State(h): State<Health>) -> Response {
+    if h.ready.load(Ordering::SeqCst) {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet").into_response()
+    }
+}
+
+async fn metrics(State(h): State<Health>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], h.metrics.render()).into_response()
+}
+
+/// Runs until `shutdown`: waits for the leader lease, runs the controller while holding it, stops
+/// writing the moment it is lost, and releases the lease on shutdown.
+pub async fn run(client: Client, settings: Settings, clock: Clock, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
+        .with_namespace(&settings.lease_namespace)
+        .with_identity(&settings.identity)
+        .with_duration(settings.lease_duration_seconds)
+        .with_grace(settings.lease_grace_seconds)
+        .build()
+        .await
+        .context("creating the leader lease manager")?;
+    let (mut leader, lease_task) = manager.watch().await;
+    let leading = Arc::new(AtomicBool::new(false));
+    health.ready.store(true, Ordering::SeqCst); // standing by is healthy
+    'outer: loop {
+        while !*leader.borrow_and_update() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'outer,
+                changed = leader.changed() => if changed.is_err() { break 'outer },
+            }
+        }
+        tracing::info!(identity = %settings.identity, "acquired the leader lease; starting the controller");
+        leading.store(true, Ordering::SeqCst);
+        health.metrics.leader.set(1);
+        health.ready.store(false, Ordering::SeqCst);
+        let stop = CancellationToken::new();
+        let controller = run_controller(client.clone(), settings.clone(), clock.clone(), health.clone(), leading.clone(), stop.clone());
+        tokio::pin!(controller);
+        let mut shutting_down = false;
+        loop {
+            tokio::select! {
+                result = &mut controller => {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "controller stopped");
+                    }
+                    break;
+                }
+                _ = shutdown.cancelled(), if !shutting_down => {
+                    shutting_down = true;
+                    stop.cancel();
+                }
+                changed = leader.changed(), if !stop.is_cancelled() => {
+                    if changed.is_err() || !*leader.borrow() {
+                        // Stop writing at once; in-flight reconciles see `leading == false`.
+                        leading.store(false, Ordering::SeqCst);
+                        tracing::warn!(identity = %settings.identity, "lost the leader lease; stopping the controller");
+                        stop.cancel();
+                    }
+                }
+            }
+        }
+        leading.store(false, Ordering::SeqCst);
+        health.metrics.leader.set(0);
+        health.ready.store(true, Ordering::SeqCst);
+        if shutting_down || shutdown.is_cancelled() {
+            break;
+        }
+    }
+    // Dropping the receiver makes the lease manager release the lease.
+    drop(leader);
+    match lease_task.await {
+        Ok(Ok(_)) => tracing::info!("leader lease released"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader lease"),
+        Err(e) => tracing::warn!(error = %e, "lease task failed"),
+    }
+    Ok(())
+}
+
+/// The WorkflowExecution a PipelineRun or TaskRun belongs to, from its labels.
+fn owner_of<K: ResourceExt>(obj: &K) -> Option<ObjectRef<WorkflowExecution>> {
+    let l = obj.labels();
+    let name = l.get(labels::WORKFLOW_EXECUTION)?;
+    let ns = l.get(labels::SOURCE_NAMESPACE)?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+async fn run_controller(
+    client: Client,
+    settings: Settings,
+    clock: Clock,
+    health: Health,
+    leading: Arc<AtomicBool>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let exec_ns = settings.execution_namespace.clone();
+    // Only our PipelineRuns and their TaskRuns (Tekton copies the PipelineRun's labels onto them).
+    let ours = watcher::Config::default().labels(labels::WORKFLOW_EXECUTION);
+    let (runs, runs_writer) = reflector::store();
+    let run_events = reflector::reflector(
+        runs_writer,
+        watcher(Api::<wfe_shared::tekton::PipelineRun>::namespaced(client.clone(), &exec_ns), ours.clone())
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+    let (task_runs, tasks_writer) = reflector::store();
+    let task_events = reflector::reflector(
+        tasks_writer,
+        watcher(Api::<wfe_shared::tekton::TaskRun>::namespaced(client.clone(), &exec_ns), ours)
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+
+    let (wfes, wfe_writer) = reflector::store();
+    let wfe_events = reflector::reflector(
+        wfe_writer,
+        watcher(Api::<WorkflowExecution>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "workflowexecution-controller".into(),
+            instance: Some(settings.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client,
+        settings: settings.clone(),
+        runs: runs.clone(),
+        task_runs: task_runs.clone(),
+        recorder,
+        metrics: health.metrics.clone(),
+        clock,
+        leading,
+    });
+    {
+        let (runs, task_runs, wfes, ready, metrics) =
+            (runs.clone(), task_runs.clone(), wfes.clone(), health.ready.clone(), health.metrics.clone());
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let synced = async {
+                let _ = runs.wait_until_ready().await;
+                let _ = task_runs.wait_until_ready().await;
+                let _ = wfes.wait_until_ready().await;
+            };
+            tokio::select! {
+                _ = synced => {
+                    ready.store(true, Ordering::SeqCst);
+                    tracing::info!("caches synced; ready");
+                }
+                _ = stop.cancelled() => return,
+            }
+            // Keep the lock-holder gauge current.
+            while !stop.is_cancelled() {
+                metrics.lock_holders.set(runs.len() as i64);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+    }
+    let stop_signal = stop.clone();
+    Controller::for_stream(wfe_events, wfes)
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .watches_stream(run_events, |run| owner_of(&run))
+        .watches_stream(task_events, |tr| owner_of(&tr))
+        .graceful_shutdown_on(async move { stop_signal.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    Ok(())
+}
