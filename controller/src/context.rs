@@ -17,6 +17,8 @@ use crate::metrics::Metrics;
 pub struct Settings {
     /// Namespace the PipelineRuns run in.
     pub execution_namespace: String,
+    /// Only WorkflowExecutions in this namespace (all namespaces when `None`).
+    pub watch_namespace: Option<String>,
     /// How long a Completed/Failed execution keeps the target's lock (its PipelineRun).
     pub cooldown: Duration,
     /// Added to `executionConfig.timeout` before the controller's own deadline fires.

@@ -19,11 +19,18 @@ use wfe_shared::pipelinerun::DEFAULT_EXECUTION_NAMESPACE;
 #[command(version, about)]
 struct Args {
     /// Address for /healthz, /readyz and /metrics.
-    #[arg(long, env = "WFE_CONTROLLER_HEALTH_ADDR", default_value = "0.0.0.0:8082")]
+    #[arg(
+        long,
+        env = "WFE_CONTROLLER_HEALTH_ADDR",
+        default_value = "0.0.0.0:8082"
+    )]
     health_addr: SocketAddr,
     /// Namespace PipelineRuns are created in.
     #[arg(long, env = "WFE_EXECUTION_NAMESPACE", default_value = DEFAULT_EXECUTION_NAMESPACE)]
     execution_namespace: String,
+    /// Only reconcile WorkflowExecutions in this namespace (default: all namespaces).
+    #[arg(long, env = "WFE_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
     /// How long a finished execution keeps the target's lock (Go duration).
     #[arg(long, env = "WFE_COOLDOWN", default_value = "5m", value_parser = duration)]
     cooldown: Duration,
@@ -81,8 +88,11 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("wfe-controller-{}", std::process::id()));
     let settings = Settings {
-        lease_namespace: args.lease_namespace.unwrap_or_else(|| args.execution_namespace.clone()),
+        lease_namespace: args
+            .lease_namespace
+            .unwrap_or_else(|| args.execution_namespace.clone()),
         execution_namespace: args.execution_namespace,
+        watch_namespace: args.watch_namespace,
         cooldown: args.cooldown,
         deadline_grace: args.deadline_grace,
         concurrency: args.concurrency,
@@ -95,10 +105,15 @@ async fn main() -> anyhow::Result<()> {
         metrics: Metrics::new().context("registering metrics")?,
         ready: Arc::new(AtomicBool::new(false)),
     };
-    let listener = TcpListener::bind(args.health_addr).with_context(|| format!("binding {}", args.health_addr))?;
+    let listener = TcpListener::bind(args.health_addr)
+        .with_context(|| format!("binding {}", args.health_addr))?;
     let shutdown = CancellationToken::new();
     let health_task = tokio::spawn(serve_health(listener, health.clone(), shutdown.clone()));
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), ?settings, "wfe-controller starting");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        ?settings,
+        "wfe-controller starting"
+    );
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {

@@ -32,42 +32,75 @@ impl Metrics {
         let registry = Registry::new();
         let m = Self {
             executions: IntCounterVec::new(
-                Opts::new("wfe_controller_executions_total", "WorkflowExecutions that reached a terminal phase, by outcome."),
+                Opts::new(
+                    "wfe_controller_executions_total",
+                    "WorkflowExecutions that reached a terminal phase, by outcome.",
+                ),
                 &["outcome"],
             )?,
             execution_duration: HistogramVec::new(
-                HistogramOpts::new("wfe_controller_execution_duration_seconds", "Start to completion of finished WorkflowExecutions, by outcome.")
-                    .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
+                HistogramOpts::new(
+                    "wfe_controller_execution_duration_seconds",
+                    "Start to completion of finished WorkflowExecutions, by outcome.",
+                )
+                .buckets(vec![
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                ]),
                 &["outcome"],
             )?,
             pipeline_runs: IntCounterVec::new(
-                Opts::new("wfe_controller_pipelinerun_creations_total", "PipelineRun creation attempts, by result (created, adopted, locked, unowned, error)."),
+                Opts::new(
+                    "wfe_controller_pipelinerun_creations_total",
+                    "PipelineRun creation attempts, by result (created, adopted, locked, unowned, error).",
+                ),
                 &["result"],
             )?,
             status_writes: IntCounterVec::new(
-                Opts::new("wfe_controller_status_writes_total", "Status writes, by result (written, conflict, error). A conflict is re-read and recomputed."),
+                Opts::new(
+                    "wfe_controller_status_writes_total",
+                    "Status writes, by result (written, conflict, error). A conflict is re-read and recomputed.",
+                ),
                 &["result"],
             )?,
             reconciles: IntCounterVec::new(
-                Opts::new("wfe_controller_reconciles_total", "Reconciles, by result (ok, error)."),
+                Opts::new(
+                    "wfe_controller_reconciles_total",
+                    "Reconciles, by result (ok, error).",
+                ),
                 &["result"],
             )?,
             reconcile_duration: HistogramVec::new(
-                HistogramOpts::new("wfe_controller_reconcile_duration_seconds", "Time spent in one reconcile, by phase at its start.")
-                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+                HistogramOpts::new(
+                    "wfe_controller_reconcile_duration_seconds",
+                    "Time spent in one reconcile, by phase at its start.",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]),
                 &["phase"],
             )?,
-            lock_holders: IntGauge::new("wfe_controller_lock_holders", "PipelineRuns of this controller currently holding a target lock.")?,
-            leader: IntGauge::new("wfe_controller_leader", "1 while this replica holds the leader lease, else 0.")?,
-            events: IntCounter::new("wfe_controller_events_total", "Kubernetes Events published.")?,
+            lock_holders: IntGauge::new(
+                "wfe_controller_lock_holders",
+                "PipelineRuns of this controller currently holding a target lock.",
+            )?,
+            leader: IntGauge::new(
+                "wfe_controller_leader",
+                "1 while this replica holds the leader lease, else 0.",
+            )?,
+            events: IntCounter::new(
+                "wfe_controller_events_total",
+                "Kubernetes Events published.",
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.executions.clone()))?;
-        m.registry.register(Box::new(m.execution_duration.clone()))?;
+        m.registry
+            .register(Box::new(m.execution_duration.clone()))?;
         m.registry.register(Box::new(m.pipeline_runs.clone()))?;
         m.registry.register(Box::new(m.status_writes.clone()))?;
         m.registry.register(Box::new(m.reconciles.clone()))?;
-        m.registry.register(Box::new(m.reconcile_duration.clone()))?;
+        m.registry
+            .register(Box::new(m.reconcile_duration.clone()))?;
         m.registry.register(Box::new(m.lock_holders.clone()))?;
         m.registry.register(Box::new(m.leader.clone()))?;
         m.registry.register(Box::new(m.events.clone()))?;

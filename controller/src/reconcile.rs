@@ -76,14 +76,20 @@ pub async fn reconcile(wfe: Arc<WorkflowExecution>, ctx: Arc<Context>) -> Result
 /// Requeue policy after an error: conflicts and leadership loss are normal and quiet.
 pub fn error_policy(wfe: Arc<WorkflowExecution>, error: &Error, _ctx: Arc<Context>) -> Action {
     match error {
-        Error::NotLeader => tracing::debug!(name = %wfe.name_any(), "not leading; dropping reconcile"),
-        e => tracing::warn!(namespace = ?wfe.namespace(), name = %wfe.name_any(), error = %e, "reconcile failed; retrying"),
+        Error::NotLeader => {
+            tracing::debug!(name = %wfe.name_any(), "not leading; dropping reconcile")
+        }
+        e => {
+            tracing::warn!(namespace = ?wfe.namespace(), name = %wfe.name_any(), error = %e, "reconcile failed; retrying")
+        }
     }
     Action::requeue(Duration::from_secs(5))
 }
 
 async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Action, Error> {
-    let ns = wfe.namespace().ok_or_else(|| Error::NoNamespace(wfe.name_any()))?;
+    let ns = wfe
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(wfe.name_any()))?;
     let api: Api<WorkflowExecution> = Api::namespaced(ctx.client.clone(), &ns);
     let mut current = wfe.clone();
     for attempt in 1..=MAX_ATTEMPTS {
@@ -101,12 +107,18 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
                 return Ok(action_after(&current, &desired, ctx));
             }
             Err(e) if is_conflict(&e) => {
-                ctx.metrics.status_writes.with_label_values(&["conflict"]).inc();
+                ctx.metrics
+                    .status_writes
+                    .with_label_values(&["conflict"])
+                    .inc();
                 tracing::debug!(name = %current.name_any(), attempt, "status write conflicted; re-reading");
                 current = api.get(&current.name_any()).await?;
             }
             Err(e) => {
-                ctx.metrics.status_writes.with_label_values(&["error"]).inc();
+                ctx.metrics
+                    .status_writes
+                    .with_label_values(&["error"])
+                    .inc();
                 return Err(e);
             }
         }
@@ -135,16 +147,29 @@ async fn decide(
             }
             let outcome = ensure_pipeline_run(api, current, ctx).await?;
             let observation = match &outcome {
-                Created::New(name) => Observation::PipelineRunCreated { name, adopted: false },
-                Created::Adopted(name) => Observation::PipelineRunCreated { name, adopted: true },
-                Created::LockedBy { run, namespace, name } => Observation::LockedBy {
+                Created::New(name) => Observation::PipelineRunCreated {
+                    name,
+                    adopted: false,
+                },
+                Created::Adopted(name) => Observation::PipelineRunCreated {
+                    name,
+                    adopted: true,
+                },
+                Created::LockedBy {
+                    run,
+                    namespace,
+                    name,
+                } => Observation::LockedBy {
                     pipeline_run: run,
                     holder_namespace: namespace,
                     holder_name: name,
                 },
                 Created::Unowned(name) => Observation::UnownedPipelineRun { name },
             };
-            Ok((desired_status(current, observation, &clock), Action::await_change()))
+            Ok((
+                desired_status(current, observation, &clock),
+                Action::await_change(),
+            ))
         }
         Phase::Running => {
             let Some(name) = status.pipeline_run_ref.as_ref().map(|r| r.name.clone()) else {
@@ -154,14 +179,23 @@ async fn decide(
             };
             let d = match find_run(&name, ctx).await? {
                 Some(run) => {
-                    let task_runs = task_runs_of(&name, ctx);
-                    desired_status(current, Observation::PipelineRun { run: &run, task_runs: &task_runs }, &clock)
+                    let task_runs = task_runs_of(&run, ctx).await?;
+                    desired_status(
+                        current,
+                        Observation::PipelineRun {
+                            run: &run,
+                            task_runs: &task_runs,
+                        },
+                        &clock,
+                    )
                 }
                 None => desired_status(current, Observation::PipelineRunMissing, &clock),
             };
             Ok((d, Action::await_change()))
         }
-        Phase::Completed | Phase::Failed => Ok((status.clone(), release_lock(current, &status, ctx).await?)),
+        Phase::Completed | Phase::Failed => {
+            Ok((status.clone(), release_lock(current, &status, ctx).await?))
+        }
         Phase::Skipped => Ok((status, Action::await_change())),
     }
 }
@@ -170,7 +204,11 @@ async fn decide(
 enum Created {
     New(String),
     Adopted(String),
-    LockedBy { run: String, namespace: String, name: String },
+    LockedBy {
+        run: String,
+        namespace: String,
+        name: String,
+    },
     Unowned(String),
 }
 
@@ -188,7 +226,11 @@ async fn ensure_pipeline_run(
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": current.resource_version()}});
         // The returned object carries the new resourceVersion the status write must use.
         *current = api
-            .patch(&current.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &current.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await?;
     }
     let exec_ns = &ctx.settings.execution_namespace;
@@ -203,13 +245,19 @@ async fn ensure_pipeline_run(
             }
             match runs.create(&PostParams::default(), &desired).await {
                 Ok(_) => {
-                    ctx.metrics.pipeline_runs.with_label_values(&["created"]).inc();
+                    ctx.metrics
+                        .pipeline_runs
+                        .with_label_values(&["created"])
+                        .inc();
                     return Ok(Created::New(name));
                 }
                 // The deterministic name is the lock: someone holds it. Who?
                 Err(kube::Error::Api(s)) if s.code == 409 => Some(runs.get(&name).await?),
                 Err(e) => {
-                    ctx.metrics.pipeline_runs.with_label_values(&["error"]).inc();
+                    ctx.metrics
+                        .pipeline_runs
+                        .with_label_values(&["error"])
+                        .inc();
                     return Err(e.into());
                 }
             }
@@ -224,7 +272,10 @@ async fn ensure_pipeline_run(
         match labels.get(labels::WORKFLOW_EXECUTION) {
             Some(holder) => Created::LockedBy {
                 run: name,
-                namespace: labels.get(labels::SOURCE_NAMESPACE).cloned().unwrap_or_default(),
+                namespace: labels
+                    .get(labels::SOURCE_NAMESPACE)
+                    .cloned()
+                    .unwrap_or_default(),
                 name: holder.clone(),
             },
             None => Created::Unowned(name),
@@ -250,15 +301,32 @@ async fn find_run(name: &str, ctx: &Context) -> Result<Option<PipelineRun>, Erro
     Ok(runs.get_opt(name).await?)
 }
 
-fn task_runs_of(run: &str, ctx: &Context) -> Vec<TaskRun> {
+/// The PipelineRun's TaskRuns: from the cache while it runs; read fresh once it has failed, because
+/// the TaskRun updates that explain the failure may reach the cache after the PipelineRun's.
+async fn task_runs_of(run: &PipelineRun, ctx: &Context) -> Result<Vec<TaskRun>, Error> {
     let exec_ns = ctx.settings.execution_namespace.as_str();
-    ctx.task_runs
+    let name = run.name_any();
+    let failed = run
+        .status
+        .as_ref()
+        .and_then(|s| wfe_shared::failure::succeeded(&s.conditions))
+        .is_some_and(|c| c.status == "False");
+    if failed {
+        let api: Api<TaskRun> = Api::namespaced(ctx.client.clone(), exec_ns);
+        let selector = format!("{TEKTON_PIPELINE_RUN_LABEL}={name}");
+        let list = api
+            .list(&kube::api::ListParams::default().labels(&selector))
+            .await?;
+        return Ok(list.items);
+    }
+    Ok(ctx
+        .task_runs
         .state()
         .iter()
         .filter(|tr| tr.namespace().as_deref() == Some(exec_ns))
-        .filter(|tr| tr.labels().get(TEKTON_PIPELINE_RUN_LABEL).map(String::as_str) == Some(run))
+        .filter(|tr| tr.labels().get(TEKTON_PIPELINE_RUN_LABEL) == Some(&name))
         .map(|tr| (**tr).clone())
-        .collect()
+        .collect())
 }
 
 /// One status write: the complete status, with the resourceVersion as precondition (409 if stale).
@@ -275,14 +343,25 @@ async fn write_status(
         "metadata": {"resourceVersion": current.resource_version()},
         "status": desired,
     });
-    api.patch_status(&current.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    ctx.metrics.status_writes.with_label_values(&["written"]).inc();
+    api.patch_status(
+        &current.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    ctx.metrics
+        .status_writes
+        .with_label_values(&["written"])
+        .inc();
     Ok(())
 }
 
 /// Requeue for what no watch event announces: the controller's own deadline and the cooldown.
-fn action_after(wfe: &WorkflowExecution, status: &WorkflowExecutionStatus, ctx: &Context) -> Action {
+fn action_after(
+    wfe: &WorkflowExecution,
+    status: &WorkflowExecutionStatus,
+    ctx: &Context,
+) -> Action {
     let now = ctx.now();
     let until = |t: &Time, plus: Duration| -> Duration {
         let due = t.0.as_second() as f64 + plus.as_secs_f64();
@@ -309,7 +388,11 @@ fn action_after(wfe: &WorkflowExecution, status: &WorkflowExecutionStatus, ctx: 
 
 /// Completed/Failed hold the target's lock until the cooldown has passed; then the PipelineRun is
 /// deleted (Event `LockReleased`, once: only a successful delete emits it).
-async fn release_lock(wfe: &WorkflowExecution, status: &WorkflowExecutionStatus, ctx: &Context) -> Result<Action, Error> {
+async fn release_lock(
+    wfe: &WorkflowExecution,
+    status: &WorkflowExecutionStatus,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let (Some(run), Some(done)) = (&status.pipeline_run_ref, &status.completion_time) else {
         return Ok(Action::await_change());
     };
@@ -317,13 +400,19 @@ async fn release_lock(wfe: &WorkflowExecution, status: &WorkflowExecutionStatus,
     let Some(cached) = ctx.runs.get(&ObjectRef::new(&run.name).within(exec_ns)) else {
         return Ok(Action::await_change());
     };
-    if !is_owned_by(&cached, &wfe.namespace().unwrap_or_default(), &wfe.name_any()) {
+    if !is_owned_by(
+        &cached,
+        &wfe.namespace().unwrap_or_default(),
+        &wfe.name_any(),
+    ) {
         return Ok(Action::await_change());
     }
     let now = ctx.now();
     let free_at = done.0.as_second() + ctx.settings.cooldown.as_secs() as i64;
     if now.as_second() < free_at {
-        return Ok(Action::requeue(Duration::from_secs((free_at - now.as_second()).max(1) as u64)));
+        return Ok(Action::requeue(Duration::from_secs(
+            (free_at - now.as_second()).max(1) as u64,
+        )));
     }
     if !ctx.is_leading() {
         return Err(Error::NotLeader);
@@ -336,7 +425,12 @@ async fn release_lock(wfe: &WorkflowExecution, status: &WorkflowExecutionStatus,
                 ctx,
                 EventType::Normal,
                 "LockReleased",
-                format!("cooldown of {} over: deleted PipelineRun {exec_ns}/{}, target {} is free", format_duration(ctx.settings.cooldown), run.name, wfe.spec.target_resource),
+                format!(
+                    "cooldown of {} over: deleted PipelineRun {exec_ns}/{}, target {} is free",
+                    format_duration(ctx.settings.cooldown),
+                    run.name,
+                    wfe.spec.target_resource
+                ),
             )
             .await;
         }
@@ -347,7 +441,11 @@ async fn release_lock(wfe: &WorkflowExecution, status: &WorkflowExecutionStatus,
 }
 
 /// Deletion: remove our PipelineRun (cancelling it if running), then release the finalizer.
-async fn cleanup(api: &Api<WorkflowExecution>, wfe: &WorkflowExecution, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup(
+    api: &Api<WorkflowExecution>,
+    wfe: &WorkflowExecution,
+    ctx: &Context,
+) -> Result<Action, Error> {
     if !wfe.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
@@ -355,8 +453,13 @@ async fn cleanup(api: &Api<WorkflowExecution>, wfe: &WorkflowExecution, ctx: &Co
         return Err(Error::NotLeader);
     }
     let exec_ns = &ctx.settings.execution_namespace;
-    let name = wfe.status.as_ref().and_then(|s| s.pipeline_run_ref.as_ref()).map(|r| r.name.clone());
-    let name = name.unwrap_or_else(|| wfe_shared::pipelinerun::pipeline_run_name(&wfe.spec.target_resource));
+    let name = wfe
+        .status
+        .as_ref()
+        .and_then(|s| s.pipeline_run_ref.as_ref())
+        .map(|r| r.name.clone());
+    let name = name
+        .unwrap_or_else(|| wfe_shared::pipelinerun::pipeline_run_name(&wfe.spec.target_resource));
     let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), exec_ns);
     let mut deleted = false;
     if let Some(run) = runs.get_opt(&name).await?
@@ -366,7 +469,14 @@ async fn cleanup(api: &Api<WorkflowExecution>, wfe: &WorkflowExecution, ctx: &Co
             Ok(_) => deleted = true,
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                publish(wfe, ctx, EventType::Warning, "CleanupFailed", format!("cannot delete PipelineRun {exec_ns}/{name}: {e}")).await;
+                publish(
+                    wfe,
+                    ctx,
+                    EventType::Warning,
+                    "CleanupFailed",
+                    format!("cannot delete PipelineRun {exec_ns}/{name}: {e}"),
+                )
+                .await;
                 return Err(e.into());
             }
         }
@@ -376,10 +486,30 @@ async fn cleanup(api: &Api<WorkflowExecution>, wfe: &WorkflowExecution, ctx: &Co
     } else {
         "deleted; no PipelineRun of this execution to remove".to_owned()
     };
-    publish(wfe, ctx, EventType::Normal, "WorkflowExecutionDeleted", note).await;
-    let finalizers: Vec<String> = wfe.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": wfe.resource_version()}});
-    match api.patch(&wfe.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    publish(
+        wfe,
+        ctx,
+        EventType::Normal,
+        "WorkflowExecutionDeleted",
+        note,
+    )
+    .await;
+    let finalizers: Vec<String> = wfe
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": wfe.resource_version()}});
+    match api
+        .patch(
+            &wfe.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(_) => Ok(Action::await_change()),
         Err(e) if is_not_found(&e) => Ok(Action::await_change()),
         Err(e) => Err(e.into()),
@@ -387,22 +517,42 @@ async fn cleanup(api: &Api<WorkflowExecution>, wfe: &WorkflowExecution, ctx: &Co
 }
 
 /// One Event per real phase transition, plus the outcome metrics.
-async fn on_transition(wfe: &WorkflowExecution, before: &WorkflowExecutionStatus, after: &WorkflowExecutionStatus, ctx: &Context) {
+async fn on_transition(
+    wfe: &WorkflowExecution,
+    before: &WorkflowExecutionStatus,
+    after: &WorkflowExecutionStatus,
+    ctx: &Context,
+) {
     if before.phase == after.phase {
         return;
     }
-    let run = after.pipeline_run_ref.as_ref().map(|r| r.name.as_str()).unwrap_or("");
+    let run = after
+        .pipeline_run_ref
+        .as_ref()
+        .map(|r| r.name.as_str())
+        .unwrap_or("");
     let exec_ns = &ctx.settings.execution_namespace;
     let (kind, reason, note) = match after.phase {
         Phase::Running => {
-            let adopted = after.conditions.iter().any(|c| c.message.starts_with("adopted"));
+            let adopted = after
+                .conditions
+                .iter()
+                .any(|c| c.message.starts_with("adopted"));
             let verb = if adopted { "Adopted" } else { "Created" };
-            (EventType::Normal, "PipelineRunCreated", format!("{verb} PipelineRun {exec_ns}/{run}; Pending -> Running"))
+            (
+                EventType::Normal,
+                "PipelineRunCreated",
+                format!("{verb} PipelineRun {exec_ns}/{run}; Pending -> Running"),
+            )
         }
         Phase::Completed => (
             EventType::Normal,
             "WorkflowCompleted",
-            format!("workflow {} completed in {}", wfe.spec.workflow_ref.workflow_id, after.duration.as_deref().unwrap_or("?")),
+            format!(
+                "workflow {} completed in {}",
+                wfe.spec.workflow_ref.workflow_id,
+                after.duration.as_deref().unwrap_or("?")
+            ),
         ),
         Phase::Failed => {
             let details = after.failure_details.as_ref();
@@ -411,15 +561,27 @@ async fn on_transition(wfe: &WorkflowExecution, before: &WorkflowExecutionStatus
             if reason == FailureReason::ConfigurationError && after.pipeline_run_ref.is_none() {
                 (EventType::Warning, "WorkflowValidationFailed", message)
             } else {
-                (EventType::Warning, "WorkflowFailed", format!("{reason:?}: {message}"))
+                (
+                    EventType::Warning,
+                    "WorkflowFailed",
+                    format!("{reason:?}: {message}"),
+                )
             }
         }
         Phase::Skipped => (
             EventType::Normal,
             "Skipped",
-            after.skip_details.as_ref().map(|d| d.message.clone()).unwrap_or_default(),
+            after
+                .skip_details
+                .as_ref()
+                .map(|d| d.message.clone())
+                .unwrap_or_default(),
         ),
-        Phase::Pending => (EventType::Normal, "PhaseTransition", format!("{:?} -> Pending", before.phase)),
+        Phase::Pending => (
+            EventType::Normal,
+            "PhaseTransition",
+            format!("{:?} -> Pending", before.phase),
+        ),
     };
     publish(wfe, ctx, kind, reason, note).await;
     if after.phase.is_terminal() {
@@ -427,12 +589,21 @@ async fn on_transition(wfe: &WorkflowExecution, before: &WorkflowExecutionStatus
         ctx.metrics.executions.with_label_values(&[outcome]).inc();
         if let (Some(start), Some(end)) = (&after.start_time, &after.completion_time) {
             let secs = end.0.duration_since(start.0).as_secs_f64().max(0.0);
-            ctx.metrics.execution_duration.with_label_values(&[outcome]).observe(secs);
+            ctx.metrics
+                .execution_duration
+                .with_label_values(&[outcome])
+                .observe(secs);
         }
     }
 }
 
-async fn publish(wfe: &WorkflowExecution, ctx: &Context, type_: EventType, reason: &str, note: String) {
+async fn publish(
+    wfe: &WorkflowExecution,
+    ctx: &Context,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_owned(),
@@ -442,6 +613,8 @@ async fn publish(wfe: &WorkflowExecution, ctx: &Context, type_: EventType, reaso
     };
     match ctx.recorder.publish(&event, &wfe.object_ref(&())).await {
         Ok(()) => ctx.metrics.events.inc(),
-        Err(e) => tracing::warn!(name = %wfe.name_any(), reason, error = %e, "cannot publish event"),
+        Err(e) => {
+            tracing::warn!(name = %wfe.name_any(), reason, error = %e, "cannot publish event")
+        }
     }
 }

@@ -36,7 +36,11 @@ pub struct Health {
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics` until `stop`.
-pub async fn serve_health(listener: TcpListener, health: Health, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve_health(
+    listener: TcpListener,
+    health: Health,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let app = Router::new()
@@ -59,12 +63,25 @@ async fn readyz(State(h): State<Health>) -> Response {
 }
 
 async fn metrics(State(h): State<Health>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], h.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        h.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Runs until `shutdown`: waits for the leader lease, runs the controller while holding it, stops
 /// writing the moment it is lost, and releases the lease on shutdown.
-pub async fn run(client: Client, settings: Settings, clock: Clock, health: Health, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    clock: Clock,
+    health: Health,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
         .with_namespace(&settings.lease_namespace)
         .with_identity(&settings.identity)
@@ -88,7 +105,14 @@ pub async fn run(client: Client, settings: Settings, clock: Clock, health: Healt
         health.metrics.leader.set(1);
         health.ready.store(false, Ordering::SeqCst);
         let stop = CancellationToken::new();
-        let controller = run_controller(client.clone(), settings.clone(), clock.clone(), health.clone(), leading.clone(), stop.clone());
+        let controller = run_controller(
+            client.clone(),
+            settings.clone(),
+            clock.clone(),
+            health.clone(),
+            leading.clone(),
+            stop.clone(),
+        );
         tokio::pin!(controller);
         let mut shutting_down = false;
         loop {
@@ -152,26 +176,38 @@ async fn run_controller(
     let (runs, runs_writer) = reflector::store();
     let run_events = reflector::reflector(
         runs_writer,
-        watcher(Api::<wfe_shared::tekton::PipelineRun>::namespaced(client.clone(), &exec_ns), ours.clone())
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear()),
+        watcher(
+            Api::<wfe_shared::tekton::PipelineRun>::namespaced(client.clone(), &exec_ns),
+            ours.clone(),
+        )
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear()),
     )
     .touched_objects();
     let (task_runs, tasks_writer) = reflector::store();
     let task_events = reflector::reflector(
         tasks_writer,
-        watcher(Api::<wfe_shared::tekton::TaskRun>::namespaced(client.clone(), &exec_ns), ours)
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear()),
+        watcher(
+            Api::<wfe_shared::tekton::TaskRun>::namespaced(client.clone(), &exec_ns),
+            ours,
+        )
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear()),
     )
     .touched_objects();
 
     let (wfes, wfe_writer) = reflector::store();
     let wfe_events = reflector::reflector(
         wfe_writer,
-        watcher(Api::<WorkflowExecution>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear()),
+        watcher(
+            match &settings.watch_namespace {
+                Some(ns) => Api::<WorkflowExecution>::namespaced(client.clone(), ns),
+                None => Api::<WorkflowExecution>::all(client.clone()),
+            },
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear()),
     )
     .touched_objects();
 
@@ -193,8 +229,13 @@ async fn run_controller(
         leading,
     });
     {
-        let (runs, task_runs, wfes, ready, metrics) =
-            (runs.clone(), task_runs.clone(), wfes.clone(), health.ready.clone(), health.metrics.clone());
+        let (runs, task_runs, wfes, ready, metrics) = (
+            runs.clone(),
+            task_runs.clone(),
+            wfes.clone(),
+            health.ready.clone(),
+            health.metrics.clone(),
+        );
         let stop = stop.clone();
         tokio::spawn(async move {
             let synced = async {

@@ -13,10 +13,24 @@ fn help_lists_every_flag_with_its_environment_variable() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for needle in [
-        "--health-addr", "WFE_CONTROLLER_HEALTH_ADDR", "--execution-namespace", "WFE_EXECUTION_NAMESPACE",
-        "--cooldown", "WFE_COOLDOWN", "--deadline-grace", "WFE_DEADLINE_GRACE", "--concurrency", "WFE_CONCURRENCY",
-        "--lease-name", "WFE_LEASE_NAME", "--lease-namespace", "--lease-duration-seconds", "--identity",
-        "--log-format", "WFE_LOG_FORMAT", "--log-level",
+        "--health-addr",
+        "WFE_CONTROLLER_HEALTH_ADDR",
+        "--execution-namespace",
+        "WFE_EXECUTION_NAMESPACE",
+        "--cooldown",
+        "WFE_COOLDOWN",
+        "--deadline-grace",
+        "WFE_DEADLINE_GRACE",
+        "--concurrency",
+        "WFE_CONCURRENCY",
+        "--lease-name",
+        "WFE_LEASE_NAME",
+        "--lease-namespace",
+        "--lease-duration-seconds",
+        "--identity",
+        "--log-format",
+        "WFE_LOG_FORMAT",
+        "--log-level",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
@@ -24,7 +38,11 @@ fn help_lists_every_flag_with_its_environment_variable() {
 
 #[test]
 fn without_a_cluster_it_serves_health_is_not_ready_says_why_and_stops_on_sigterm() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(BIN)
         .env("WFE_CONTROLLER_HEALTH_ADDR", format!("127.0.0.1:{port}"))
         .env("WFE_LOG_FORMAT", "json")
@@ -41,11 +59,20 @@ fn without_a_cluster_it_serves_health_is_not_ready_says_why_and_stops_on_sigterm
     assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
     let deadline = Instant::now() + Duration::from_secs(5);
     while child.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "did not exit within 5s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "did not exit within 5s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut logs = String::new();
-    child.0.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     assert!(logs.contains("cannot build a Kubernetes client"), "{logs}");
     assert!(logs.contains("shutdown signal received"), "{logs}");
 }
@@ -54,7 +81,11 @@ fn get(port: u16, path: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
             let mut buf = String::new();
             s.read_to_string(&mut buf).unwrap();
             return buf;

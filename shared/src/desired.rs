@@ -52,7 +52,11 @@ pub struct Context {
     pub deadline_grace: Duration,
 }
 
-/// The status `wfe` should have after `observation`. Terminal phases are returned unchanged.
+/// The status `wfe` should have after `observation`.
+///
+/// One write per transition: terminal phases are returned unchanged, and so is a Running execution
+/// that stays Running — the PipelineRun's progress is recorded with the next transition's write
+/// instead of in a write of its own.
 pub fn desired_status(
     wfe: &WorkflowExecution,
     observation: Observation<'_>,
@@ -62,6 +66,8 @@ pub fn desired_status(
     if current.phase.is_terminal() {
         return current;
     }
+    let was_running = current.phase == Phase::Running;
+    let unchanged = current.clone();
     let mut b = Builder {
         wfe,
         status: current,
@@ -144,6 +150,9 @@ pub fn desired_status(
             b.fail(unknown("PipelineRun deleted externally".into()), None);
         }
         Observation::PipelineRun { run, task_runs } => b.observe_run(run, task_runs, ctx),
+    }
+    if was_running && b.status.phase == Phase::Running {
+        return unchanged;
     }
     b.status
 }

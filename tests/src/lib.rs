@@ -11,7 +11,9 @@
 
 mod binaries;
 mod control_plane;
+pub mod controller;
 mod process;
+pub mod tekton;
 pub mod webhook;
 
 use std::sync::OnceLock;

@@ -1,0 +1,176 @@
+//! A Tekton stand-in for tests and the local environment: drives our PipelineRuns from creation
+//! through Running to an outcome by patching their status, creating TaskRuns with step states the
+//! way Tekton does, so the whole flow runs without a Tekton controller.
+//!
+//! The outcome comes from the PipelineRun's `SIMULATE_OUTCOME` parameter (i.e. the
+//! WorkflowExecution's `spec.parameters.SIMULATE_OUTCOME`): `succeed` (default), `oom`, `fail`
+//! (exit code 3), `timeout`, `imagepull`, or `hang` (stays Running).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use wfe_shared::tekton::{ParamValue, PipelineRun, TaskRun, TaskRunSpec};
+
+/// The pipeline task every simulated PipelineRun has.
+pub const TASK: &str = "remediate";
+/// Its only step.
+pub const STEP: &str = "apply";
+
+/// A running stand-in; stops when dropped.
+pub struct TektonStandIn {
+    stop: CancellationToken,
+}
+
+impl Drop for TektonStandIn {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TektonStandIn {
+    /// Watches PipelineRuns in `namespace`; each new one runs for `delay`, then ends.
+    pub fn start(client: Client, namespace: &str, delay: Duration) -> Self {
+        let stop = CancellationToken::new();
+        let runs: Api<PipelineRun> = Api::namespaced(client.clone(), namespace);
+        let seen = Arc::new(Mutex::new(HashSet::<String>::new()));
+        let token = stop.clone();
+        let namespace = namespace.to_owned();
+        tokio::spawn(async move {
+            let mut events = watcher(runs.clone(), watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            loop {
+                let next = tokio::select! {
+                    _ = token.cancelled() => return,
+                    next = events.next() => next,
+                };
+                let Some(Ok(run)) = next else { continue };
+                let untouched = run.status.as_ref().is_none_or(|s| s.conditions.is_empty());
+                let fresh = seen
+                    .lock()
+                    .map(|mut s| s.insert(run.name_any()))
+                    .unwrap_or(false);
+                if untouched && fresh {
+                    let (client, namespace, token) =
+                        (client.clone(), namespace.clone(), token.clone());
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = token.cancelled() => {}
+                            r = drive(client, &namespace, run, delay) => if let Err(e) = r {
+                                eprintln!("[tekton stand-in] {e:#}");
+                            },
+                        }
+                    });
+                }
+            }
+        });
+        Self { stop }
+    }
+}
+
+fn outcome(run: &PipelineRun) -> String {
+    run.spec
+        .params
+        .iter()
+        .find(|p| p.name == "SIMULATE_OUTCOME")
+        .and_then(|p| match &p.value {
+            ParamValue::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "succeed".into())
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn succeeded(status: &str, reason: &str, message: &str) -> Value {
+    json!([{"type": "Succeeded", "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": now()}])
+}
+
+async fn drive(
+    client: Client,
+    namespace: &str,
+    run: PipelineRun,
+    delay: Duration,
+) -> anyhow::Result<()> {
+    let runs: Api<PipelineRun> = Api::namespaced(client.clone(), namespace);
+    let task_runs: Api<TaskRun> = Api::namespaced(client, namespace);
+    let name = run.name_any();
+    let tr_name = format!("{name}-{TASK}");
+    let pp = PatchParams::default();
+    let outcome = outcome(&run);
+
+    // Running: like Tekton, a TaskRun carrying the PipelineRun's labels plus Tekton's own.
+    let mut labels: BTreeMap<String, String> = run.labels().clone();
+    labels.insert("tekton.dev/pipelineRun".into(), name.clone());
+    labels.insert("tekton.dev/pipelineTask".into(), TASK.into());
+    let mut tr = TaskRun::new(&tr_name, TaskRunSpec::default());
+    tr.metadata.labels = Some(labels);
+    task_runs.create(&PostParams::default(), &tr).await?;
+    task_runs
+        .patch_status(&tr_name, &pp, &Patch::Merge(json!({"status": {
+            "startTime": now(), "podName": format!("{tr_name}-pod"),
+            "conditions": succeeded("Unknown", "Running", "Not all Steps in the Task have finished executing"),
+            "steps": [{"name": STEP, "container": format!("step-{STEP}"), "running": {"startedAt": now()}}]}})))
+        .await?;
+    runs.patch_status(&name, &pp, &Patch::Merge(json!({"status": {
+            "startTime": now(),
+            "conditions": succeeded("Unknown", "Running", "Tasks Completed: 0 (Failed: 0, Cancelled 0), Incomplete: 1, Skipped: 0"),
+            "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": tr_name, "pipelineTaskName": TASK}]}})))
+        .await?;
+    if outcome == "hang" {
+        return Ok(());
+    }
+    tokio::time::sleep(delay).await;
+
+    let terminated = |code: i32, reason: &str| {
+        json!([{"name": STEP, "container": format!("step-{STEP}"),
+        "terminated": {"exitCode": code, "reason": reason, "startedAt": now(), "finishedAt": now()}}])
+    };
+    let (tr_status, pr_status) = match outcome.as_str() {
+        "oom" => (
+            json!({"conditions": succeeded("False", "Failed", &format!("\"step-{STEP}\" exited with code 137 (image: \"registry/step\"); OOMKilled")), "steps": terminated(137, "OOMKilled")}),
+            json!({"conditions": succeeded("False", "Failed", "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0")}),
+        ),
+        "fail" => (
+            json!({"conditions": succeeded("False", "Failed", &format!("\"step-{STEP}\" exited with code 3")), "steps": terminated(3, "Error")}),
+            json!({"conditions": succeeded("False", "Failed", "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0")}),
+        ),
+        "timeout" => (
+            json!({"conditions": succeeded("False", "TaskRunTimeout", &format!("TaskRun \"{tr_name}\" failed to finish within \"30m0s\"")), "steps": terminated(1, "TaskRunTimeout")}),
+            json!({"conditions": succeeded("False", "PipelineRunTimeout", &format!("PipelineRun \"{name}\" failed to finish within \"30m0s\""))}),
+        ),
+        "imagepull" => (
+            json!({"conditions": succeeded("False", "TaskRunImagePullFailed", "the step \"apply\" in TaskRun failed to pull the image"),
+                   "steps": [{"name": STEP, "container": format!("step-{STEP}"), "waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"registry/step\""}}]}),
+            json!({"conditions": succeeded("False", "Failed", "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0")}),
+        ),
+        _ => (
+            json!({"conditions": succeeded("True", "Succeeded", "All Steps have completed executing"), "steps": terminated(0, "Completed")}),
+            json!({"conditions": succeeded("True", "Succeeded", "Tasks Completed: 1 (Failed: 0, Cancelled 0), Skipped: 0")}),
+        ),
+    };
+    let mut tr_status = tr_status;
+    tr_status["completionTime"] = json!(now());
+    task_runs
+        .patch_status(&tr_name, &pp, &Patch::Merge(json!({"status": tr_status})))
+        .await?;
+    let mut pr_status = pr_status;
+    pr_status["completionTime"] = json!(now());
+    runs.patch_status(&name, &pp, &Patch::Merge(json!({"status": pr_status})))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,571 @@
+//! The controller against the real API server, with the Tekton stand-in playing Tekton.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use wfe_shared::api::{ConditionStatus, ConditionType, FailureReason, Phase};
+use wfe_shared::pipelinerun::pipeline_run_name;
+use wfe_shared::tekton::{ParamValue, PipelineRun};
+use wfe_shared::{WorkflowExecution, WorkflowExecutionSpec};
+use wfe_tests::controller::{ControllerReplica, settings};
+use wfe_tests::tekton::TektonStandIn;
+use wfe_tests::{eventually, shared};
+
+struct Env {
+    client: Client,
+    ns: String,
+    exec_ns: String,
+    wfes: Api<WorkflowExecution>,
+    runs: Api<PipelineRun>,
+}
+
+async fn env(prefix: &str) -> Env {
+    let cp = shared();
+    let client = cp.client().await;
+    let ns = cp.namespace(&client, prefix).await;
+    let exec_ns = cp.namespace(&client, &format!("{prefix}-exec")).await;
+    Env {
+        wfes: Api::namespaced(client.clone(), &ns),
+        runs: Api::namespaced(client.clone(), &exec_ns),
+        client,
+        ns,
+        exec_ns,
+    }
+}
+
+impl Env {
+    fn controller(&self, identity: &str) -> ControllerReplica {
+        ControllerReplica::start(
+            self.client.clone(),
+            settings(&self.ns, &self.exec_ns, identity),
+        )
+    }
+
+    fn tekton(&self, delay_ms: u64) -> TektonStandIn {
+        TektonStandIn::start(
+            self.client.clone(),
+            &self.exec_ns,
+            Duration::from_millis(delay_ms),
+        )
+    }
+
+    async fn create(&self, name: &str, target: &str, outcome: Option<&str>) -> WorkflowExecution {
+        let mut params = BTreeMap::from([("REPLICAS".to_owned(), "3".to_owned())]);
+        if let Some(o) = outcome {
+            params.insert("SIMULATE_OUTCOME".into(), o.into());
+        }
+        let spec: WorkflowExecutionSpec = serde_json::from_value(json!({
+            "remediationRequestRef": {"name": format!("rr-{name}")},
+            "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0",
+                            "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"},
+            "targetResource": target,
+            "parameters": params,
+            "executionConfig": {"timeout": "10m", "serviceAccountName": "runner"}
+        }))
+        .unwrap();
+        self.wfes
+            .create(&PostParams::default(), &WorkflowExecution::new(name, spec))
+            .await
+            .expect("create WorkflowExecution")
+    }
+
+    async fn wait_phase(&self, name: &str, phase: Phase) -> WorkflowExecution {
+        let api = self.wfes.clone();
+        eventually(
+            &format!("{name} to be {phase:?}"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                async move {
+                    let w = api.get(name).await.ok()?;
+                    (w.status.as_ref().map(|s| s.phase) == Some(phase)).then_some(w)
+                }
+            },
+        )
+        .await
+    }
+
+    /// Event reasons recorded for a WorkflowExecution, with their series counts.
+    async fn events(&self, name: &str) -> BTreeMap<String, i32> {
+        let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut out = BTreeMap::new();
+        for e in events.list(&ListParams::default()).await.unwrap().items {
+            if e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name) {
+                let count = e.series.as_ref().map(|s| s.count).unwrap_or(1);
+                *out.entry(e.reason.unwrap_or_default()).or_insert(0) += count;
+            }
+        }
+        out
+    }
+
+    async fn run_count(&self) -> usize {
+        self.runs
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+    }
+}
+
+fn string_param(run: &PipelineRun, name: &str) -> Option<String> {
+    run.spec
+        .params
+        .iter()
+        .find(|p| p.name == name)
+        .and_then(|p| match &p.value {
+            ParamValue::String(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_runs_the_pipeline_and_completes_with_two_status_writes() {
+    let e = env("ctl-happy").await;
+    let controller = e.controller("replica-a");
+    let target = "payments/deployment/payment-api";
+    e.create("restart-api", target, Some("hang")).await;
+
+    let running = e.wait_phase("restart-api", Phase::Running).await;
+    let run = e
+        .runs
+        .get(&pipeline_run_name(target))
+        .await
+        .expect("PipelineRun created");
+    // The PipelineRun, field by field.
+    let labels = run.labels();
+    assert_eq!(labels["kubernaut.ai/workflow-execution"], "restart-api");
+    assert_eq!(labels["kubernaut.ai/source-namespace"], e.ns);
+    assert_eq!(labels["kubernaut.ai/workflow-id"], "restart-deployment");
+    assert_eq!(
+        labels["kubernaut.ai/target-resource"],
+        "payments__deployment__payment-api"
+    );
+    assert_eq!(run.annotations()["kubernaut.ai/target-resource"], target);
+    let pref = run.spec.pipeline_ref.clone().unwrap();
+    assert_eq!(pref.resolver.as_deref(), Some("bundles"));
+    let bundle: Vec<_> = pref
+        .params
+        .iter()
+        .map(|p| (p.name.as_str(), p.value.clone()))
+        .collect();
+    assert_eq!(
+        bundle[0],
+        (
+            "bundle",
+            ParamValue::String("quay.io/kubernaut/workflows/restart:v1.2.0".into())
+        )
+    );
+    let names: Vec<&str> = run.spec.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["REPLICAS", "SIMULATE_OUTCOME", "TARGET_RESOURCE"]);
+    assert_eq!(
+        string_param(&run, "TARGET_RESOURCE").as_deref(),
+        Some(target)
+    );
+    let template = run.spec.task_run_template.clone().unwrap();
+    assert_eq!(template.service_account_name.as_deref(), Some("runner"));
+    let sc = template.pod_template.unwrap().security_context.unwrap();
+    assert_eq!(
+        (
+            sc.run_as_non_root,
+            sc.seccomp_profile.unwrap().type_.as_str()
+        ),
+        (Some(true), "RuntimeDefault")
+    );
+    assert_eq!(
+        run.spec.timeouts.clone().unwrap().pipeline.as_deref(),
+        Some("10m")
+    );
+
+    let status = running.status.clone().unwrap();
+    assert!(status.start_time.is_some());
+    assert_eq!(
+        status.pipeline_run_ref.unwrap().name,
+        pipeline_run_name(target)
+    );
+    let created = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::TektonPipelineCreated)
+        .unwrap();
+    assert_eq!(created.status, ConditionStatus::True);
+
+    // Now Tekton finishes it.
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap();
+    e.runs
+        .patch_status(&run.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": {
+            "startTime": now.to_string(), "completionTime": now.to_string(),
+            "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "message": "Tasks Completed: 1"}]}})))
+        .await
+        .unwrap();
+    let done = e.wait_phase("restart-api", Phase::Completed).await;
+    let s = done.status.unwrap();
+    assert!(s.completion_time.is_some() && s.duration.is_some());
+    let complete = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::TektonPipelineComplete)
+        .unwrap();
+    assert_eq!(complete.status, ConditionStatus::True);
+    assert_eq!(s.observed_generation, done.metadata.generation);
+    assert_eq!(s.pipeline_run_status.unwrap().status, ConditionStatus::True);
+    // Exactly two status writes: Running and Completed.
+    assert_eq!(controller.counter("status_writes", "written"), 2);
+    let events = e.events("restart-api").await;
+    assert_eq!(events.get("PipelineRunCreated"), Some(&1), "{events:?}");
+    assert_eq!(events.get("WorkflowCompleted"), Some(&1), "{events:?}");
+    assert_eq!(e.run_count().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_class_is_classified_from_tekton_state() {
+    let e = env("ctl-fail").await;
+    let _controller = e.controller("replica-a");
+    let _tekton = e.tekton(200);
+    let cases = [
+        ("oom", FailureReason::OOMKilled, Some(137), true),
+        ("fail", FailureReason::TaskFailed, Some(3), true),
+        ("timeout", FailureReason::DeadlineExceeded, Some(1), true),
+        ("imagepull", FailureReason::ImagePullBackOff, None, false),
+    ];
+    for (outcome, ..) in &cases {
+        e.create(
+            &format!("wfe-{outcome}"),
+            &format!("ns1/deployment/{outcome}"),
+            Some(outcome),
+        )
+        .await;
+    }
+    for (outcome, reason, exit_code, executed) in cases {
+        let w = e.wait_phase(&format!("wfe-{outcome}"), Phase::Failed).await;
+        let s = w.status.unwrap();
+        let d = s.failure_details.clone().unwrap();
+        assert_eq!(d.reason, reason, "{outcome}: {d:?}");
+        assert_eq!(s.failure_reason, Some(reason));
+        assert_eq!(d.exit_code, exit_code, "{outcome}");
+        assert_eq!(d.was_execution_failure, executed, "{outcome}");
+        assert_eq!(d.failed_task_name, wfe_tests::tekton::TASK, "{outcome}");
+        assert_eq!(
+            d.failed_step_name.as_deref(),
+            Some(wfe_tests::tekton::STEP),
+            "{outcome}"
+        );
+        assert!(
+            d.natural_language_summary.contains(&format!("{reason:?}")),
+            "{}",
+            d.natural_language_summary
+        );
+        let events = e.events(&format!("wfe-{outcome}")).await;
+        assert_eq!(
+            events.get("WorkflowFailed"),
+            Some(&1),
+            "{outcome}: {events:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_that_bypassed_admission_fails_without_a_pipeline_run() {
+    let e = env("ctl-invalid").await;
+    let _controller = e.controller("replica-a");
+    // Passes the CRD schema, fails the shared validator: digest and image disagree.
+    let mut spec = e.create("placeholder", "ns1/deployment/x", None).await.spec;
+    e.wfes
+        .delete("placeholder", &DeleteParams::default())
+        .await
+        .ok();
+    spec.workflow_ref.container_image = format!("quay.io/k/r@sha256:{}", "a".repeat(64));
+    spec.workflow_ref.container_digest = Some(format!("sha256:{}", "b".repeat(64)));
+    spec.target_resource = "ns1/deployment/invalid".into();
+    e.wfes
+        .create(
+            &PostParams::default(),
+            &WorkflowExecution::new("bad-digest", spec),
+        )
+        .await
+        .unwrap();
+    let w = e.wait_phase("bad-digest", Phase::Failed).await;
+    let d = w.status.unwrap().failure_details.unwrap();
+    assert_eq!(d.reason, FailureReason::ConfigurationError);
+    assert!(
+        d.message.contains("spec.workflowRef.containerDigest"),
+        "{}",
+        d.message
+    );
+    assert!(!d.was_execution_failure);
+    assert!(
+        e.runs
+            .get_opt(&pipeline_run_name("ns1/deployment/invalid"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        e.events("bad-digest").await.get("WorkflowValidationFailed"),
+        Some(&1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_run_deleted_externally_fails_the_execution() {
+    let e = env("ctl-gone").await;
+    let _controller = e.controller("replica-a");
+    let target = "ns1/deployment/gone";
+    e.create("victim", target, Some("hang")).await;
+    e.wait_phase("victim", Phase::Running).await;
+    e.runs
+        .delete(&pipeline_run_name(target), &DeleteParams::default())
+        .await
+        .unwrap();
+    let w = e.wait_phase("victim", Phase::Failed).await;
+    let d = w.status.unwrap().failure_details.unwrap();
+    assert_eq!(
+        (d.reason, d.message.as_str()),
+        (FailureReason::Unknown, "PipelineRun deleted externally")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_running_execution_removes_its_pipeline_run_and_releases_the_finalizer() {
+    let e = env("ctl-delete").await;
+    let _controller = e.controller("replica-a");
+    let target = "ns1/deployment/deleted";
+    e.create("doomed", target, Some("hang")).await;
+    let w = e.wait_phase("doomed", Phase::Running).await;
+    assert!(
+        w.finalizers()
+            .iter()
+            .any(|f| f == wfe_shared::pipelinerun::FINALIZER)
+    );
+    e.wfes
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    let (wfes, runs) = (e.wfes.clone(), e.runs.clone());
+    eventually(
+        "the WorkflowExecution and its PipelineRun to be gone",
+        Duration::from_secs(30),
+        || {
+            let (wfes, runs) = (wfes.clone(), runs.clone());
+            async move {
+                let wfe_gone = wfes.get_opt("doomed").await.ok()?.is_none();
+                let run_gone = runs
+                    .get_opt(&pipeline_run_name(target))
+                    .await
+                    .ok()?
+                    .is_none();
+                (wfe_gone && run_gone).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_mid_flight_and_restarted_creates_no_duplicate() {
+    let e = env("ctl-restart").await;
+    let mut first = e.controller("replica-a");
+    let targets: Vec<String> = (0..6).map(|i| format!("ns1/deployment/app-{i}")).collect();
+    for (i, t) in targets.iter().enumerate() {
+        e.create(&format!("wfe-{i}"), t, Some("hang")).await;
+    }
+    // Kill it while it is still working through them.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    first.kill().await;
+    let _second = e.controller("replica-b");
+    let _tekton = e.tekton(100);
+    for i in 0..6 {
+        e.wait_phase(&format!("wfe-{i}"), Phase::Running).await;
+    }
+    assert_eq!(
+        e.run_count().await,
+        6,
+        "one PipelineRun per execution, none twice"
+    );
+    // Finish them all by hand and check the final status.
+    for t in &targets {
+        e.runs
+            .patch_status(&pipeline_run_name(t), &PatchParams::default(), &Patch::Merge(json!({"status": {
+                "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "message": "done"}]}})))
+            .await
+            .unwrap();
+    }
+    for i in 0..6 {
+        e.wait_phase(&format!("wfe-{i}"), Phase::Completed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_run_already_labelled_for_the_execution_is_adopted_not_duplicated() {
+    let e = env("ctl-adopt").await;
+    let target = "ns1/deployment/adopted";
+    let wfe = e.create("adoptee", target, Some("hang")).await;
+    // What a crash between "PipelineRun created" and "status written" leaves behind.
+    let run = wfe_shared::pipelinerun::build(&wfe, &e.exec_ns);
+    e.runs.create(&PostParams::default(), &run).await.unwrap();
+    let controller = e.controller("replica-a");
+    let w = e.wait_phase("adoptee", Phase::Running).await;
+    let created = w
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == ConditionType::TektonPipelineCreated)
+        .unwrap();
+    assert!(
+        created.message.starts_with("adopted"),
+        "{}",
+        created.message
+    );
+    assert_eq!(controller.counter("pipeline_runs", "adopted"), 1);
+    assert_eq!(controller.counter("pipeline_runs", "created"), 0);
+    assert_eq!(e.run_count().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_execution_on_a_locked_target_is_skipped_and_an_unlabelled_run_fails() {
+    let e = env("ctl-lock").await;
+    let _controller = e.controller("replica-a");
+    let target = "ns1/deployment/busy";
+    e.create("holder", target, Some("hang")).await;
+    e.wait_phase("holder", Phase::Running).await;
+    e.create("latecomer", target, None).await;
+    let w = e.wait_phase("latecomer", Phase::Skipped).await;
+    let skip = w.status.unwrap().skip_details.unwrap();
+    assert_eq!(skip.reason, wfe_shared::api::SkipReason::ResourceBusy);
+    assert_eq!(skip.conflicting_workflow.unwrap().name, "holder");
+    assert_eq!(e.run_count().await, 1);
+
+    let stranger_target = "ns1/deployment/stranger";
+    let mut run = PipelineRun::new(&pipeline_run_name(stranger_target), Default::default());
+    run.metadata.namespace = Some(e.exec_ns.clone());
+    e.runs.create(&PostParams::default(), &run).await.unwrap();
+    e.create("blocked", stranger_target, None).await;
+    let w = e.wait_phase("blocked", Phase::Failed).await;
+    let d = w.status.unwrap().failure_details.unwrap();
+    assert_eq!(d.reason, FailureReason::Unknown);
+    assert!(
+        d.message
+            .contains("carries no kubernaut.ai/workflow-execution label"),
+        "{}",
+        d.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_at_once_make_exactly_one_pipeline_run_per_execution() {
+    let e = env("ctl-replicas").await;
+    let a = e.controller("replica-a");
+    let b = e.controller("replica-b");
+    let _tekton = e.tekton(100);
+    for i in 0..8 {
+        e.create(&format!("wfe-{i}"), &format!("ns1/deployment/r-{i}"), None)
+            .await;
+    }
+    for i in 0..8 {
+        e.wait_phase(&format!("wfe-{i}"), Phase::Completed).await;
+    }
+    assert_eq!(e.run_count().await, 8);
+    let leaders = a.metrics.leader.get() + b.metrics.leader.get();
+    assert_eq!(leaders, 1, "exactly one replica leads");
+    let created = a.counter("pipeline_runs", "created") + b.counter("pipeline_runs", "created");
+    assert_eq!(created, 8, "each PipelineRun created once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_writes_racing_conflicts_keep_the_outcome_and_emit_no_duplicate_event() {
+    let e = env("ctl-409").await;
+    let controller = e.controller("replica-a");
+    let _tekton = e.tekton(300);
+    // Someone else keeps updating the objects (labels), so the controller's writes hit 409s.
+    let names: Vec<String> = (0..4).map(|i| format!("wfe-{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        e.create(n, &format!("ns1/deployment/c-{i}"), None).await;
+    }
+    let meddler = {
+        let (api, names) = (e.wfes.clone(), names.clone());
+        tokio::spawn(async move {
+            for round in 0..400u32 {
+                for n in &names {
+                    let _ = api
+                        .patch(
+                            n,
+                            &PatchParams::default(),
+                            &Patch::Merge(
+                                json!({"metadata": {"labels": {"round": round.to_string()}}}),
+                            ),
+                        )
+                        .await;
+                }
+            }
+        })
+    };
+    for n in &names {
+        e.wait_phase(n, Phase::Completed).await;
+    }
+    meddler.abort();
+    for n in &names {
+        let events = e.events(n).await;
+        assert_eq!(
+            events.get("PipelineRunCreated"),
+            Some(&1),
+            "{n}: {events:?}"
+        );
+        assert_eq!(events.get("WorkflowCompleted"), Some(&1), "{n}: {events:?}");
+    }
+    assert_eq!(e.run_count().await, 4);
+    eprintln!(
+        "status writes: {} written, {} conflicts",
+        controller.counter("status_writes", "written"),
+        controller.counter("status_writes", "conflict")
+    );
+    assert_eq!(
+        controller.counter("status_writes", "written"),
+        8,
+        "two per execution, conflicts or not"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_cooldown_the_lock_is_released_once() {
+    let e = env("ctl-release").await;
+    let _controller = e.controller("replica-a");
+    let target = "ns1/deployment/released";
+    e.create("finished", target, Some("hang")).await;
+    e.wait_phase("finished", Phase::Running).await;
+    // Finished long ago: the 5-minute cooldown is over as soon as the controller sees it.
+    e.runs
+        .patch_status(&pipeline_run_name(target), &PatchParams::default(), &Patch::Merge(json!({"status": {
+            "completionTime": "2026-01-01T00:00:00Z",
+            "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded", "message": "done"}]}})))
+        .await
+        .unwrap();
+    e.wait_phase("finished", Phase::Completed).await;
+    let runs = e.runs.clone();
+    eventually(
+        "the PipelineRun to be deleted",
+        Duration::from_secs(30),
+        || {
+            let runs = runs.clone();
+            async move {
+                runs.get_opt(&pipeline_run_name(target))
+                    .await
+                    .ok()?
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(e.events("finished").await.get("LockReleased"), Some(&1));
+    // The target is free again: a new execution runs.
+    e.create("next", target, Some("hang")).await;
+    e.wait_phase("next", Phase::Running).await;
+}
