@@ -1,14 +1,28 @@
 //! The local environment: a private etcd + kube-apiserver with the WorkflowExecution and Tekton CRDs,
-//! the admission webhook serving and registered for the demo namespace, an example WorkflowExecution
-//! created (with its defaults) and a malformed one rejected, and instructions to reach it with kubectl.
+//! the admission webhook (registered for the demo namespace), the controller and a Tekton stand-in.
+//! It creates the example WorkflowExecution (defaulted by the webhook) and shows it reach Completed,
+//! shows an OOMKilled one fail with its explanation and a malformed one rejected, and prints how to
+//! reach it all with kubectl.
 //! Runs until Ctrl-C (or SIGTERM), then stops everything and removes its files.
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
+use wfe_tests::controller::{ControllerReplica, settings};
+use wfe_tests::tekton::TektonStandIn;
 use wfe_tests::webhook::LocalWebhook;
 use wfe_tests::{ControlPlane, repo_root};
 
 const NAMESPACE: &str = "wfe-demo";
+const EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
+
+/// What keeps running until Ctrl-C.
+struct Product {
+    webhook: LocalWebhook,
+    _controller: ControllerReplica,
+    _tekton: TektonStandIn,
+}
 
 fn main() -> ExitCode {
     let once = std::env::args().any(|a| a == "--once");
@@ -30,9 +44,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let webhook = demo(&cp).await?;
+        let product = demo(&cp).await?;
+        let webhook = &product.webhook;
         println!(
-            "\nThe control plane is up at {server}; the admission webhook serves https://{hook} for namespace {NAMESPACE}.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n",
+            "\nThe control plane is up at {server}; the admission webhook serves https://{hook} for namespace {NAMESPACE}; the controller and the Tekton stand-in run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n",
             server = cp.server,
             hook = webhook.addr,
             kc = cp.kubeconfig.display(),
@@ -55,36 +70,56 @@ fn main() -> ExitCode {
     }
 }
 
-/// Starts and registers the webhook, then shows what a user sees with kubectl.
-async fn demo(cp: &ControlPlane) -> anyhow::Result<LocalWebhook> {
+/// Starts the webhook, the controller and the Tekton stand-in, then shows what a user sees.
+async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
     let run = |args: Vec<String>, expect_ok: bool| async move {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = cp.kubectl_run(&refs, None).await;
         if out.success != expect_ok {
+            let what = if out.success { "succeeded" } else { "failed" };
             anyhow::bail!(
-                "kubectl {} unexpectedly {}: {}",
+                "kubectl {} unexpectedly {what}: {}",
                 args.join(" "),
-                if out.success { "succeeded" } else { "failed" },
                 out.text()
             );
         }
         anyhow::Ok(out.text())
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let example = repo_root().join("examples/workflowexecution.yaml");
-    let invalid = repo_root().join("examples/invalid-workflowexecution.yaml");
-    let (example, invalid) = (example.to_string_lossy(), invalid.to_string_lossy());
+    let file = |name: &str| {
+        repo_root()
+            .join("examples")
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (example, oom, invalid) = (
+        file("workflowexecution.yaml"),
+        file("workflowexecution-oom.yaml"),
+        file("invalid-workflowexecution.yaml"),
+    );
 
     print!(
         "{}",
         run(s(&["create", "namespace", NAMESPACE]), true).await?
     );
-    let webhook = LocalWebhook::start().await?;
+    print!(
+        "{}",
+        run(s(&["create", "namespace", EXECUTION_NAMESPACE]), true).await?
+    );
     let client = cp.try_client().await?;
+    let webhook = LocalWebhook::start().await?;
     webhook.register(&client, NAMESPACE).await?;
     println!(
         "admission webhook registered for namespace {NAMESPACE} (https://{})",
         webhook.addr
+    );
+    let mut controller_settings = settings(NAMESPACE, EXECUTION_NAMESPACE, "local-env");
+    controller_settings.watch_namespace = None;
+    let controller = ControllerReplica::start(client.clone(), controller_settings);
+    let tekton = TektonStandIn::start(client, EXECUTION_NAMESPACE, Duration::from_secs(2));
+    println!(
+        "controller running (PipelineRuns in {EXECUTION_NAMESPACE}); the Tekton stand-in finishes each PipelineRun after 2s"
     );
 
     println!("\n$ kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml");
@@ -92,33 +127,71 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<LocalWebhook> {
         "{}",
         run(s(&["create", "-n", NAMESPACE, "-f", &example]), true).await?
     );
+    println!("$ kubectl create -n {NAMESPACE} -f examples/workflowexecution-oom.yaml");
+    print!(
+        "{}",
+        run(s(&["create", "-n", NAMESPACE, "-f", &oom]), true).await?
+    );
     println!("$ kubectl get wfe -n {NAMESPACE}");
+    print!("{}", run(s(&["get", "wfe", "-n", NAMESPACE]), true).await?);
+    for (name, phase) in [
+        ("restart-payment-api", "Completed"),
+        ("restart-cache", "Failed"),
+    ] {
+        let wait = [
+            "wait",
+            "-n",
+            NAMESPACE,
+            &format!("wfe/{name}"),
+            &format!("--for=jsonpath={{.status.phase}}={phase}"),
+            "--timeout=60s",
+        ];
+        run(s(&wait), true).await?;
+    }
+    println!("$ kubectl get wfe -n {NAMESPACE}   # a few seconds later");
     print!("{}", run(s(&["get", "wfe", "-n", NAMESPACE]), true).await?);
     println!(
         "$ kubectl get wfe restart-payment-api -n {NAMESPACE} -o jsonpath='{{.spec.executionConfig}}'   # defaulted by the webhook"
     );
+    let config = [
+        "get",
+        "wfe",
+        "restart-payment-api",
+        "-n",
+        NAMESPACE,
+        "-o",
+        "jsonpath={.spec.executionConfig}",
+    ];
+    println!("{}", run(s(&config), true).await?);
     println!(
-        "{}",
-        run(
-            s(&[
-                "get",
-                "wfe",
-                "restart-payment-api",
-                "-n",
-                NAMESPACE,
-                "-o",
-                "jsonpath={.spec.executionConfig}"
-            ]),
-            true
-        )
-        .await?
+        "$ kubectl get wfe restart-cache -n {NAMESPACE} -o jsonpath='{{.status.failureDetails.naturalLanguageSummary}}'"
     );
+    let summary = [
+        "get",
+        "wfe",
+        "restart-cache",
+        "-n",
+        NAMESPACE,
+        "-o",
+        "jsonpath={.status.failureDetails.naturalLanguageSummary}",
+    ];
+    println!("{}", run(s(&summary), true).await?);
+    println!("$ kubectl get pipelineruns -n {EXECUTION_NAMESPACE}");
+    print!(
+        "{}",
+        run(s(&["get", "pipelineruns", "-n", EXECUTION_NAMESPACE]), true).await?
+    );
+
     println!("\n$ kubectl create -n {NAMESPACE} -f examples/invalid-workflowexecution.yaml");
     print!(
         "{}",
         run(s(&["create", "-n", NAMESPACE, "-f", &invalid]), false).await?
     );
-    Ok(webhook)
+    Ok(Product {
+        webhook,
+        _controller: controller,
+        _tekton: tekton,
+    })
 }
 
 async fn wait_for_signal() {
