@@ -629,8 +629,15 @@ fn local_environment_comes_up_and_shows_the_example() {
         all.contains("workflowexecution.kubernaut.ai/restart-payment-api created"),
         "{all}"
     );
+    // The controller and the Tekton stand-in take both examples to their outcome.
     assert!(
-        all.contains("restart-payment-api   Pending   restart-deployment"),
+        all.contains("restart-payment-api   Completed   restart-deployment"),
+        "{all}"
+    );
+    let failed_row = "restart-cache         Failed      restart-deployment   cache/statefulset/redis           OOMKilled";
+    assert!(all.contains(failed_row), "{all}");
+    assert!(
+        all.contains("Failed in task remediate, step apply, exit code 137."),
         "{all}"
     );
     assert!(all.contains("export KUBECONFIG="), "{all}");
