@@ -92,12 +92,14 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
         .ok_or_else(|| Error::NoNamespace(wfe.name_any()))?;
     let api: Api<WorkflowExecution> = Api::namespaced(ctx.client.clone(), &ns);
     let mut current = wfe.clone();
+    // A PipelineRun this reconcile created: a retry after a conflict must not even try again.
+    let mut created: Option<String> = None;
     for attempt in 1..=MAX_ATTEMPTS {
         if current.metadata.deletion_timestamp.is_some() {
             return cleanup(&api, &current, ctx).await;
         }
         let before = current.status.clone().unwrap_or_default();
-        let (desired, action) = decide(&api, &mut current, ctx).await?;
+        let (desired, action) = decide(&api, &mut current, &mut created, ctx).await?;
         if desired == before {
             return Ok(action);
         }
@@ -131,6 +133,7 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
 async fn decide(
     api: &Api<WorkflowExecution>,
     current: &mut WorkflowExecution,
+    created: &mut Option<String>,
     ctx: &Context,
 ) -> Result<(WorkflowExecutionStatus, Action), Error> {
     let status = current.status.clone().unwrap_or_default();
@@ -145,7 +148,13 @@ async fn decide(
                 let d = desired_status(current, Observation::InvalidSpec(&report), &clock);
                 return Ok((d, Action::await_change()));
             }
-            let outcome = ensure_pipeline_run(api, current, ctx).await?;
+            let outcome = match created.clone() {
+                Some(name) => Created::New(name),
+                None => ensure_pipeline_run(api, current, ctx).await?,
+            };
+            if let Created::New(name) = &outcome {
+                *created = Some(name.clone());
+            }
             let observation = match &outcome {
                 Created::New(name) => Observation::PipelineRunCreated {
                     name,

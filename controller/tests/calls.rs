@@ -1,0 +1,328 @@
+//! The exact API calls of a reconcile, scripted against a mock API server (tower-test): a call the
+//! script does not expect — an extra status write, a repeated create — fails the test.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use wfe_controller::context::{Context, Settings};
+use wfe_controller::metrics::Metrics;
+use wfe_controller::reconcile::reconcile;
+use wfe_shared::WorkflowExecution;
+use wfe_shared::tekton::{PipelineRun, TaskRun};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const NOW: i64 = 1_800_000_000;
+
+fn settings() -> Settings {
+    Settings {
+        execution_namespace: "exec".into(),
+        watch_namespace: None,
+        cooldown: Duration::from_secs(300),
+        deadline_grace: Duration::from_secs(60),
+        concurrency: 1,
+        lease_name: "l".into(),
+        lease_namespace: "exec".into(),
+        lease_duration_seconds: 15,
+        lease_grace_seconds: 5,
+        identity: "test".into(),
+    }
+}
+
+/// A context over a mock API server, with the given PipelineRuns already cached.
+fn context(runs: Vec<PipelineRun>) -> (Arc<Context>, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let mut writer: Writer<PipelineRun> = Writer::default();
+    for run in runs {
+        writer.apply_watcher_event(&watcher::Event::Apply(run));
+    }
+    let (task_runs, _w): (_, Writer<TaskRun>) = reflector::store();
+    let ctx = Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "workflowexecution-controller".into(),
+                instance: None,
+            },
+        ),
+        client,
+        settings: settings(),
+        runs: writer.as_reader(),
+        task_runs,
+        metrics: Metrics::new().unwrap(),
+        clock: Arc::new(|| k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()),
+        leading: Arc::new(AtomicBool::new(true)),
+    };
+    (Arc::new(ctx), handle)
+}
+
+fn wfe(status: Value, finalized: bool) -> WorkflowExecution {
+    let mut obj = json!({
+        "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
+        "metadata": {"name": "restart-api", "namespace": "team-a", "resourceVersion": "10", "generation": 1, "uid": "u1"},
+        "spec": {
+            "remediationRequestRef": {"name": "rr-1"},
+            "workflowRef": {"workflowId": "restart", "version": "1.0.0", "containerImage": "quay.io/k/r:v1"},
+            "targetResource": "payments/deployment/api",
+            "executionConfig": {"timeout": "10m", "serviceAccountName": "runner"}
+        },
+        "status": status
+    });
+    if finalized {
+        obj["metadata"]["finalizers"] = json!([wfe_shared::pipelinerun::FINALIZER]);
+    }
+    serde_json::from_value(obj).unwrap()
+}
+
+/// One expected call: method, path (without query), and the answer.
+struct Call {
+    method: &'static str,
+    path: String,
+    status: u16,
+    reply: Value,
+}
+
+fn call(method: &'static str, path: &str, status: u16, reply: Value) -> Call {
+    Call {
+        method,
+        path: path.into(),
+        status,
+        reply,
+    }
+}
+
+/// Answers exactly `script`, in order; returns the request bodies; fails on any other call.
+async fn serve(mut handle: Handle, script: Vec<Call>) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for expected in script {
+        let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "expected {} {} but no call came",
+                    expected.method, expected.path
+                )
+            })
+            .expect("client alive");
+        let (method, path) = (
+            request.method().to_string(),
+            request.uri().path().to_owned(),
+        );
+        assert_eq!(
+            (method.as_str(), path.as_str()),
+            (expected.method, expected.path.as_str()),
+            "unexpected call order"
+        );
+        let bytes = request.into_body().collect().await.unwrap().to_bytes();
+        bodies.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+        send.send_response(
+            Response::builder()
+                .status(expected.status)
+                .body(Body::from(serde_json::to_vec(&expected.reply).unwrap()))
+                .unwrap(),
+        );
+    }
+    if let Ok(Some((request, _))) =
+        tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
+    {
+        panic!(
+            "unexpected extra call: {} {}",
+            request.method(),
+            request.uri()
+        );
+    }
+    bodies
+}
+
+fn status_path() -> String {
+    "/apis/kubernaut.ai/v1alpha1/namespaces/team-a/workflowexecutions/restart-api/status".into()
+}
+
+const RUNS: &str = "/apis/tekton.dev/v1/namespaces/exec/pipelineruns";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+
+fn conflict() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+           "message": "the object has been modified; please apply your changes to the latest version and try again"})
+}
+
+fn event_reply() -> Value {
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e", "namespace": "team-a"}, "eventTime": "2027-01-15T08:00:00.000000Z"})
+}
+
+#[tokio::test]
+async fn pending_creates_the_pipeline_run_then_writes_status_once_and_one_event() {
+    let obj = wfe(json!({"phase": "Pending"}), true);
+    let run = wfe_shared::pipelinerun::build(&obj, "exec");
+    let (ctx, handle) = context(vec![]);
+    let verifier = tokio::spawn(serve(
+        handle,
+        vec![
+            call("POST", RUNS, 201, serde_json::to_value(&run).unwrap()),
+            call(
+                "PATCH",
+                &status_path(),
+                200,
+                serde_json::to_value(&obj).unwrap(),
+            ),
+            call("POST", EVENTS, 201, event_reply()),
+        ],
+    ));
+    reconcile(Arc::new(obj), ctx).await.expect("reconcile");
+    let bodies = verifier.await.unwrap();
+    assert_eq!(
+        bodies[0]["metadata"]["name"],
+        run.metadata.name.clone().unwrap()
+    );
+    let status = &bodies[1];
+    assert_eq!(
+        status["metadata"]["resourceVersion"], "10",
+        "optimistic concurrency"
+    );
+    assert_eq!(status["status"]["phase"], "Running");
+    assert_eq!(
+        status["status"]["pipelineRunRef"]["name"],
+        run.metadata.name.clone().unwrap()
+    );
+    assert_eq!(bodies[2]["reason"], "PipelineRunCreated");
+}
+
+#[tokio::test]
+async fn a_409_on_the_status_write_is_reread_and_recomputed_without_repeating_the_create_or_the_event()
+ {
+    let obj = wfe(json!({"phase": "Pending"}), true);
+    let run = wfe_shared::pipelinerun::build(&obj, "exec");
+    let mut newer = obj.clone();
+    newer.metadata.resource_version = Some("11".into());
+    let (ctx, handle) = context(vec![]);
+    let verifier = tokio::spawn(serve(
+        handle,
+        vec![
+            call("POST", RUNS, 201, serde_json::to_value(&run).unwrap()),
+            call("PATCH", &status_path(), 409, conflict()),
+            call(
+                "GET",
+                "/apis/kubernaut.ai/v1alpha1/namespaces/team-a/workflowexecutions/restart-api",
+                200,
+                serde_json::to_value(&newer).unwrap(),
+            ),
+            call(
+                "PATCH",
+                &status_path(),
+                200,
+                serde_json::to_value(&newer).unwrap(),
+            ),
+            call("POST", EVENTS, 201, event_reply()),
+        ],
+    ));
+    reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    let bodies = verifier.await.unwrap();
+    assert_eq!(
+        bodies[3]["metadata"]["resourceVersion"], "11",
+        "retried on the re-read version"
+    );
+    assert_eq!(bodies[3]["status"]["phase"], "Running");
+    assert_eq!(
+        ctx.metrics
+            .status_writes
+            .with_label_values(&["conflict"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        ctx.metrics
+            .status_writes
+            .with_label_values(&["written"])
+            .get(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_no_op_reconcile_makes_no_call_at_all() {
+    let mut obj = wfe(
+        json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
+        true,
+    );
+    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
+    obj.status
+        .as_mut()
+        .unwrap()
+        .pipeline_run_ref
+        .as_mut()
+        .unwrap()
+        .name = run.metadata.name.clone().unwrap();
+    run.status = serde_json::from_value(json!({"startTime": "2027-01-15T07:59:01Z",
+        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}))
+    .unwrap();
+    let (ctx, handle) = context(vec![run]);
+    let verifier = tokio::spawn(serve(handle, vec![]));
+    reconcile(Arc::new(obj), ctx).await.expect("reconcile");
+    verifier.await.unwrap();
+}
+
+#[tokio::test]
+async fn completion_is_one_status_write_and_one_event() {
+    let mut obj = wfe(
+        json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
+        true,
+    );
+    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
+    obj.status
+        .as_mut()
+        .unwrap()
+        .pipeline_run_ref
+        .as_mut()
+        .unwrap()
+        .name = run.metadata.name.clone().unwrap();
+    run.status = serde_json::from_value(
+        json!({"startTime": "2027-01-15T07:59:01Z", "completionTime": "2027-01-15T08:00:00Z",
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}),
+    )
+    .unwrap();
+    let (ctx, handle) = context(vec![run]);
+    let verifier = tokio::spawn(serve(
+        handle,
+        vec![
+            call(
+                "PATCH",
+                &status_path(),
+                200,
+                serde_json::to_value(&obj).unwrap(),
+            ),
+            call("POST", EVENTS, 201, event_reply()),
+        ],
+    ));
+    reconcile(Arc::new(obj), ctx).await.expect("reconcile");
+    let bodies = verifier.await.unwrap();
+    assert_eq!(bodies[0]["status"]["phase"], "Completed");
+    assert_eq!(bodies[0]["status"]["duration"], "1m0s");
+    assert_eq!(bodies[1]["reason"], "WorkflowCompleted");
+}
+
+#[tokio::test]
+async fn without_leadership_nothing_is_written() {
+    let obj = wfe(json!({"phase": "Pending"}), true);
+    let (ctx, handle) = context(vec![]);
+    ctx.leading
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let verifier = tokio::spawn(serve(handle, vec![]));
+    let result = reconcile(Arc::new(obj), ctx).await;
+    assert!(
+        matches!(result, Err(wfe_controller::reconcile::Error::NotLeader)),
+        "{result:?}"
+    );
+    verifier.await.unwrap();
+}
