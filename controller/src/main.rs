@@ -55,6 +55,12 @@ struct Args {
     /// This replica's identity in the Lease (defaults to $HOSTNAME).
     #[arg(long, env = "WFE_IDENTITY")]
     identity: Option<String>,
+    /// Most API requests per second this controller sends (client-side rate limit).
+    #[arg(long, env = "WFE_KUBE_API_QPS", default_value_t = 500)]
+    kube_api_qps: u64,
+    /// Most API requests in flight at once.
+    #[arg(long, env = "WFE_KUBE_API_MAX_IN_FLIGHT", default_value_t = 64)]
+    kube_api_max_in_flight: usize,
     /// Log format.
     #[arg(long, env = "WFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -121,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown.cancel();
         }
     });
-    let result = match kube::Client::try_default().await {
+    let result = match client(args.kube_api_qps, args.kube_api_max_in_flight).await {
         Ok(client) => run(client, settings, system_clock(), health, shutdown.clone()).await,
         Err(e) => {
             // Stay up for the health endpoints until told to stop, so the failure is visible.
@@ -134,6 +140,21 @@ async fn main() -> anyhow::Result<()> {
     let _ = health_task.await;
     tracing::info!("wfe-controller stopped");
     result
+}
+
+/// A client from the kubeconfig or the in-cluster environment, with a request rate limit and a
+/// cap on requests in flight, so a burst of reconciles cannot flood the API server.
+async fn client(qps: u64, max_in_flight: usize) -> anyhow::Result<kube::Client> {
+    let config = kube::Config::infer().await?;
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+            max_in_flight.max(1),
+        ))
+        .with_layer(&tower::limit::RateLimitLayer::new(
+            qps.max(1),
+            Duration::from_secs(1),
+        ))
+        .build())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

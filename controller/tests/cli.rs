@@ -31,6 +31,11 @@ fn help_lists_every_flag_with_its_environment_variable() {
         "--log-format",
         "WFE_LOG_FORMAT",
         "--log-level",
+        "--kube-api-qps",
+        "WFE_KUBE_API_QPS",
+        "--kube-api-max-in-flight",
+        "--watch-namespace",
+        "WFE_WATCH_NAMESPACE",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
