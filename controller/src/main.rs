@@ -133,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
             // Stay up for the health endpoints until told to stop, so the failure is visible.
             tracing::error!(error = %e, "cannot build a Kubernetes client");
             shutdown.cancelled().await;
-            Err(e.into())
+            Err(e)
         }
     };
     shutdown.cancel();
