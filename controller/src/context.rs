@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::runtime::events::Recorder;
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
-use wfe_shared::tekton::{PipelineRun, TaskRun};
+use wfe_shared::tekton::PipelineRun;
 
 use crate::metrics::Metrics;
 
@@ -47,8 +47,9 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub runs: Store<PipelineRun>,
-    pub task_runs: Store<TaskRun>,
-    pub recorder: Recorder,
+    /// Who publishes Events. Each Event is published once (one per transition), so no recorder —
+    /// and no recorder cache, which would only grow — is kept between events.
+    pub reporter: Reporter,
     pub metrics: Metrics,
     pub clock: Clock,
     /// Cleared the moment leadership is lost: every write checks it first.

@@ -99,7 +99,20 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
             return cleanup(&api, &current, ctx).await;
         }
         let before = current.status.clone().unwrap_or_default();
-        let (desired, action) = decide(&api, &mut current, &mut created, ctx).await?;
+        // A stale cached object makes the finalizer patch conflict too: re-read, like a status conflict.
+        let (desired, action) = match decide(&api, &mut current, &mut created, ctx).await {
+            Ok(decided) => decided,
+            Err(e) if is_conflict(&e) => {
+                ctx.metrics
+                    .status_writes
+                    .with_label_values(&["conflict"])
+                    .inc();
+                tracing::debug!(name = %current.name_any(), attempt, "metadata write conflicted; re-reading");
+                current = api.get(&current.name_any()).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if desired == before {
             return Ok(action);
         }
@@ -310,32 +323,23 @@ async fn find_run(name: &str, ctx: &Context) -> Result<Option<PipelineRun>, Erro
     Ok(runs.get_opt(name).await?)
 }
 
-/// The PipelineRun's TaskRuns: from the cache while it runs; read fresh once it has failed, because
-/// the TaskRun updates that explain the failure may reach the cache after the PipelineRun's.
+/// The TaskRuns that explain a failed PipelineRun, read fresh (their updates may reach any cache
+/// after the PipelineRun's). Nothing is read for a PipelineRun that has not failed.
 async fn task_runs_of(run: &PipelineRun, ctx: &Context) -> Result<Vec<TaskRun>, Error> {
-    let exec_ns = ctx.settings.execution_namespace.as_str();
-    let name = run.name_any();
     let failed = run
         .status
         .as_ref()
         .and_then(|s| wfe_shared::failure::succeeded(&s.conditions))
         .is_some_and(|c| c.status == "False");
-    if failed {
-        let api: Api<TaskRun> = Api::namespaced(ctx.client.clone(), exec_ns);
-        let selector = format!("{TEKTON_PIPELINE_RUN_LABEL}={name}");
-        let list = api
-            .list(&kube::api::ListParams::default().labels(&selector))
-            .await?;
-        return Ok(list.items);
+    if !failed {
+        return Ok(Vec::new());
     }
-    Ok(ctx
-        .task_runs
-        .state()
-        .iter()
-        .filter(|tr| tr.namespace().as_deref() == Some(exec_ns))
-        .filter(|tr| tr.labels().get(TEKTON_PIPELINE_RUN_LABEL) == Some(&name))
-        .map(|tr| (**tr).clone())
-        .collect())
+    let api: Api<TaskRun> = Api::namespaced(ctx.client.clone(), &ctx.settings.execution_namespace);
+    let selector = format!("{TEKTON_PIPELINE_RUN_LABEL}={}", run.name_any());
+    Ok(api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?
+        .items)
 }
 
 /// One status write: the complete status, with the resourceVersion as precondition (409 if stale).
@@ -620,7 +624,8 @@ async fn publish(
         action: reason.to_owned(),
         secondary: None,
     };
-    match ctx.recorder.publish(&event, &wfe.object_ref(&())).await {
+    let recorder = kube::runtime::events::Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    match recorder.publish(&event, &wfe.object_ref(&())).await {
         Ok(()) => ctx.metrics.events.inc(),
         Err(e) => {
             tracing::warn!(name = %wfe.name_any(), reason, error = %e, "cannot publish event")

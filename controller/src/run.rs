@@ -14,7 +14,7 @@ use axum::routing::get;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -171,7 +171,8 @@ async fn run_controller(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let exec_ns = settings.execution_namespace.clone();
-    // Only our PipelineRuns and their TaskRuns (Tekton copies the PipelineRun's labels onto them).
+    // Only our PipelineRuns. TaskRuns are not watched: they cannot change an execution's status on
+    // their own, and when a PipelineRun fails its TaskRuns are read fresh to classify the failure.
     let ours = watcher::Config::default().labels(labels::WORKFLOW_EXECUTION);
     let (runs, runs_writer) = reflector::store();
     let run_events = reflector::reflector(
@@ -184,18 +185,6 @@ async fn run_controller(
         .modify(|o| o.managed_fields_mut().clear()),
     )
     .touched_objects();
-    let (task_runs, tasks_writer) = reflector::store();
-    let task_events = reflector::reflector(
-        tasks_writer,
-        watcher(
-            Api::<wfe_shared::tekton::TaskRun>::namespaced(client.clone(), &exec_ns),
-            ours,
-        )
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear()),
-    )
-    .touched_objects();
-
     let (wfes, wfe_writer) = reflector::store();
     let wfe_events = reflector::reflector(
         wfe_writer,
@@ -211,27 +200,22 @@ async fn run_controller(
     )
     .touched_objects();
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "workflowexecution-controller".into(),
-            instance: Some(settings.identity.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: "workflowexecution-controller".into(),
+        instance: Some(settings.identity.clone()),
+    };
     let ctx = Arc::new(Context {
         client,
         settings: settings.clone(),
         runs: runs.clone(),
-        task_runs: task_runs.clone(),
-        recorder,
+        reporter,
         metrics: health.metrics.clone(),
         clock,
         leading,
     });
     {
-        let (runs, task_runs, wfes, ready, metrics) = (
+        let (runs, wfes, ready, metrics) = (
             runs.clone(),
-            task_runs.clone(),
             wfes.clone(),
             health.ready.clone(),
             health.metrics.clone(),
@@ -240,7 +224,6 @@ async fn run_controller(
         tokio::spawn(async move {
             let synced = async {
                 let _ = runs.wait_until_ready().await;
-                let _ = task_runs.wait_until_ready().await;
                 let _ = wfes.wait_until_ready().await;
             };
             tokio::select! {
@@ -261,7 +244,6 @@ async fn run_controller(
     Controller::for_stream(wfe_events, wfes)
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .watches_stream(run_events, |run| owner_of(&run))
-        .watches_stream(task_events, |tr| owner_of(&tr))
         .graceful_shutdown_on(async move { stop_signal.cancelled().await })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -9,15 +9,15 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use wfe_controller::context::{Context, Settings};
 use wfe_controller::metrics::Metrics;
 use wfe_controller::reconcile::reconcile;
 use wfe_shared::WorkflowExecution;
-use wfe_shared::tekton::{PipelineRun, TaskRun};
+use wfe_shared::tekton::PipelineRun;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -46,19 +46,14 @@ fn context(runs: Vec<PipelineRun>) -> (Arc<Context>, Handle) {
     for run in runs {
         writer.apply_watcher_event(&watcher::Event::Apply(run));
     }
-    let (task_runs, _w): (_, Writer<TaskRun>) = reflector::store();
     let ctx = Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "workflowexecution-controller".into(),
-                instance: None,
-            },
-        ),
+        reporter: Reporter {
+            controller: "workflowexecution-controller".into(),
+            instance: None,
+        },
         client,
         settings: settings(),
         runs: writer.as_reader(),
-        task_runs,
         metrics: Metrics::new().unwrap(),
         clock: Arc::new(|| k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()),
         leading: Arc::new(AtomicBool::new(true)),

@@ -195,15 +195,20 @@ impl Builder<'_> {
         };
         let cond = succeeded(&status.conditions);
         let total = status.child_references.len() as i32;
-        let completed = task_runs
-            .iter()
-            .filter(|tr| {
-                tr.status
-                    .as_ref()
-                    .and_then(|s| succeeded(&s.conditions))
-                    .is_some_and(|c| c.status == "True")
-            })
-            .count() as i32;
+        // A succeeded PipelineRun completed all its tasks; otherwise count the TaskRuns we were given.
+        let completed = if cond.is_some_and(|c| c.status == "True") {
+            total
+        } else {
+            task_runs
+                .iter()
+                .filter(|tr| {
+                    tr.status
+                        .as_ref()
+                        .and_then(|s| succeeded(&s.conditions))
+                        .is_some_and(|c| c.status == "True")
+                })
+                .count() as i32
+        };
         self.status.pipeline_run_status = Some(PipelineRunStatusSummary {
             status: match cond.map(|c| c.status.as_str()) {
                 Some("True") => S::True,

@@ -31,6 +31,8 @@ static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 /// It is started from a dedicated thread that lives as long as the process: the children are bound
 /// to that thread with `PR_SET_PDEATHSIG`, so they die with the process however it ends (normal exit,
 /// panic, Ctrl-C, SIGKILL), and a reaper process removes the temporary directory afterwards.
+/// (Calling [`ControlPlane::start`] from a short-lived thread, e.g. tokio's `spawn_blocking`, would
+/// kill the control plane when that thread exits.)
 pub fn shared() -> &'static ControlPlane {
     let result = SHARED.get_or_init(|| {
         let (tx, rx) = mpsc::channel();

@@ -569,3 +569,25 @@ async fn after_the_cooldown_the_lock_is_released_once() {
     e.create("next", target, Some("hang")).await;
     e.wait_phase("next", Phase::Running).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_metrics_after_real_executions_are_promtool_clean() {
+    let e = env("ctl-metrics").await;
+    let controller = e.controller("replica-a");
+    let _tekton = e.tekton(100);
+    e.create("measured", "ns1/deployment/measured", None).await;
+    e.wait_phase("measured", Phase::Completed).await;
+    let text = controller.metrics.render();
+    for needle in [
+        r#"wfe_controller_executions_total{outcome="Completed"} 1"#,
+        r#"wfe_controller_pipelinerun_creations_total{result="created"} 1"#,
+        r#"wfe_controller_status_writes_total{result="written"} 2"#,
+        "wfe_controller_leader 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    shared()
+        .binaries
+        .promtool_check(&text)
+        .expect("promtool check metrics is clean");
+}

@@ -308,7 +308,8 @@ fn ms(us: u64) -> String {
 
 async fn admission_share(hook: &Webhook, creates: usize) -> anyhow::Result<String> {
     use kube::api::{Api, PostParams};
-    let cp = tokio::task::spawn_blocking(wfe_tests::ControlPlane::start).await??;
+    // `shared()` starts it from a thread that lives as long as the process (see its docs).
+    let cp = tokio::task::spawn_blocking(wfe_tests::shared).await?;
     let client = cp.client().await;
     let ns = cp.namespace(&client, "bench").await;
     wfe_tests::webhook::register(&client, &ns, hook.addr, &hook.ca_pem).await?;

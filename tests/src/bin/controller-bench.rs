@@ -1,0 +1,359 @@
+//! Benchmark of the controller against the real API server (a benchmark, not a test).
+//!
+//! Runs the release `wfe-controller` binary as its own process (so its RSS is its own), with the
+//! Tekton stand-in completing every PipelineRun at once. Creates N WorkflowExecutions on distinct
+//! targets and reports: executions per second, time from the PipelineRun's success to the
+//! WorkflowExecution reading Completed (p50/p99), API writes per execution as the API server counts
+//! them (`apiserver_request_total`), 409s, writes during an idle period, and the controller's RSS with
+//! everything cached.
+//!
+//! `cargo build --release -p wfe-controller -p wfe-tests && target/release/controller-bench --executions 1000`
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use wfe_shared::{Phase, WorkflowExecution};
+use wfe_tests::tekton::TektonStandIn;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark of wfe-controller against a real kube-apiserver")]
+struct Args {
+    /// WorkflowExecutions to run.
+    #[arg(long, default_value_t = 1000)]
+    executions: usize,
+    /// Creates in flight at once.
+    #[arg(long, default_value_t = 16)]
+    creators: usize,
+    /// Create at this many per second (0: as fast as the creators go).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Controller reconcile concurrency.
+    #[arg(long, default_value_t = 32)]
+    concurrency: u16,
+    /// Idle period after the run in which writes are counted (must be zero for the controller).
+    #[arg(long, default_value_t = 10)]
+    idle_seconds: u64,
+    /// The controller binary (default: `wfe-controller` next to this binary).
+    #[arg(long)]
+    controller: Option<PathBuf>,
+}
+
+struct Controller(Child);
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// utime+stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (kib("VmRSS:"), kib("VmHWM:"))
+}
+
+/// Write requests by (verb, resource, subresource, code) from the API server's metrics.
+async fn writes(
+    client: &Client,
+) -> anyhow::Result<BTreeMap<(String, String, String, String), f64>> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |k: &str| {
+            line.split(&format!("{k}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let verb = label("verb");
+        if !matches!(verb.as_str(), "POST" | "PATCH" | "PUT" | "DELETE" | "APPLY") {
+            continue;
+        }
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *out.entry((verb, label("resource"), label("subresource"), label("code")))
+            .or_insert(0.0) += value;
+    }
+    Ok(out)
+}
+
+fn delta(
+    before: &BTreeMap<(String, String, String, String), f64>,
+    after: &BTreeMap<(String, String, String, String), f64>,
+) -> BTreeMap<(String, String, String, String), f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = match args.controller.clone() {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("wfe-controller"),
+    };
+    // `shared()` starts it from a thread that lives as long as the process (see its docs).
+    let cp = tokio::task::spawn_blocking(wfe_tests::shared).await?;
+    let client = cp.client().await;
+    let ns = cp.namespace(&client, "bench").await;
+    let exec_ns = cp.namespace(&client, "bench-exec").await;
+    let health = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let controller = Controller(
+        Command::new(&binary)
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .envs(std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_")))
+            .args([
+                format!("--execution-namespace={exec_ns}"),
+                format!("--watch-namespace={ns}"),
+                format!("--health-addr={health}"),
+                format!("--concurrency={}", args.concurrency),
+                "--identity=bench".into(),
+                "--log-level=warn".into(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?,
+    );
+    let pid = controller.0.id();
+    let tekton = TektonStandIn::start_instant(client.clone(), &exec_ns);
+    let wfes: Api<WorkflowExecution> = Api::namespaced(client.clone(), &ns);
+
+    // Completion times as the watch sees them.
+    let completed: Arc<Mutex<HashMap<String, (Instant, String)>>> = Arc::default();
+    {
+        let (completed, wfes) = (completed.clone(), wfes.clone());
+        tokio::spawn(async move {
+            let mut stream = watcher(wfes, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(w)) = stream.next().await {
+                let s = w.status.as_ref();
+                if s.map(|s| s.phase) == Some(Phase::Completed) {
+                    let run = s
+                        .and_then(|s| s.pipeline_run_ref.as_ref())
+                        .map(|r| r.name.clone())
+                        .unwrap_or_default();
+                    completed
+                        .lock()
+                        .unwrap()
+                        .entry(w.name_any())
+                        .or_insert((Instant::now(), run));
+                }
+            }
+        });
+    }
+    // Wait until the controller leads and its caches are synced.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let Ok(mut s) = std::net::TcpStream::connect(health) else {
+                return false;
+            };
+            let _ = write!(
+                s,
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut t = String::new();
+            let _ = s.read_to_string(&mut t);
+            t.contains("wfe_controller_leader 1")
+        })
+        .await?;
+        if ready {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the controller did not become leader");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let template: WorkflowExecution = serde_json::from_value(serde_json::json!({
+        "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution", "metadata": {"name": "x"},
+        "spec": {"remediationRequestRef": {"name": "rr"},
+                 "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0", "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"},
+                 "targetResource": "ns/deployment/x", "parameters": {"REPLICAS": "3"},
+                 "executionConfig": {"timeout": "30m", "serviceAccountName": "runner"}}
+    }))?;
+    let before = writes(&client).await?;
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut creators = Vec::new();
+    for _ in 0..args.creators {
+        let (wfes, template, next, n, rate) = (
+            wfes.clone(),
+            template.clone(),
+            next.clone(),
+            args.executions,
+            args.rate,
+        );
+        creators.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                if rate > 0 {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let mut w = template.clone();
+                w.metadata.name = Some(format!("wfe-{i}"));
+                w.spec.target_resource = format!("ns/deployment/app-{i}");
+                wfes.create(&PostParams::default(), &w).await?;
+            }
+        }));
+    }
+    for c in creators {
+        c.await??;
+    }
+    let created_in = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while completed.lock().unwrap().len() < args.executions {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {} completed in time",
+                completed.lock().unwrap().len(),
+                args.executions
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = started.elapsed();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    // Let the last writes land in the metrics, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = writes(&client).await?;
+    let (rss, hwm) = rss_kib(pid);
+
+    // Idle: nothing changes, so the controller must write nothing (leases aside).
+    tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
+    let idle_after = writes(&client).await?;
+
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    {
+        let finished = tekton.finished_at.lock().unwrap();
+        for (at, run) in completed.lock().unwrap().values() {
+            if let Some(f) = finished.get(run) {
+                let us = at.saturating_duration_since(*f).as_micros().max(1) as u64;
+                latency.record(us)?;
+            }
+        }
+    }
+    let n = args.executions as f64;
+    println!(
+        "controller: {} (concurrency {}), {} executions, {} creators, rate {}\n",
+        binary.display(),
+        args.concurrency,
+        args.executions,
+        args.creators,
+        if args.rate > 0 {
+            format!("{}/s", args.rate)
+        } else {
+            "unpaced".into()
+        }
+    );
+    println!(
+        "| executions | created in | all Completed after | executions/s | PipelineRun success → Completed p50 | p99 | max | controller RSS (now / peak) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.1}s | {:.1}s | {:.0} | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} / {:.1} MiB |\n",
+        args.executions,
+        created_in.as_secs_f64(),
+        total.as_secs_f64(),
+        n / total.as_secs_f64(),
+        latency.value_at_quantile(0.5) as f64 / 1000.0,
+        latency.value_at_quantile(0.99) as f64 / 1000.0,
+        latency.max() as f64 / 1000.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    println!("API writes during the run, as counted by the API server (per execution):\n");
+    println!("| verb | resource | subresource | code | total | per execution | who |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut controller_writes = 0.0;
+    for ((verb, resource, sub, code), v) in delta(&before, &after) {
+        let who = match (verb.as_str(), resource.as_str(), sub.as_str()) {
+            ("POST", "workflowexecutions", "") => "benchmark (creates)",
+            (_, "taskruns", _) | (_, "pipelineruns", "status") => "Tekton stand-in",
+            (_, "leases", _) => "leader election",
+            _ => {
+                controller_writes += v;
+                "controller"
+            }
+        };
+        println!(
+            "| {verb} | {resource} | {sub} | {code} | {v} | {:.2} | {who} |",
+            v / n
+        );
+    }
+    println!(
+        "\ncontroller writes per execution: {:.2}",
+        controller_writes / n
+    );
+    println!(
+        "controller CPU during the run: {cpu:.1}s ({:.0}% of one core; {:.2} ms per execution)",
+        cpu / total.as_secs_f64() * 100.0,
+        cpu * 1000.0 / n
+    );
+    let idle: Vec<_> = delta(&after, &idle_after)
+        .into_iter()
+        .filter(|((_, r, _, _), _)| r != "leases")
+        .collect();
+    println!(
+        "writes in {}s of idle (leases excluded): {:?}",
+        args.idle_seconds, idle
+    );
+    drop(tekton);
+    drop(controller);
+    Ok(())
+}
