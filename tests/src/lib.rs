@@ -13,6 +13,7 @@ mod binaries;
 mod control_plane;
 pub mod controller;
 mod process;
+pub mod procfs;
 pub mod tekton;
 pub mod webhook;
 

@@ -22,6 +22,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio_rustls::TlsConnector;
+use wfe_tests::procfs::{cpu_seconds, rss_kib};
 
 #[derive(Parser, Debug)]
 #[command(about = "Load benchmark of wfe-webhook")]
@@ -102,30 +103,8 @@ fn start_webhook(binary: &PathBuf) -> anyhow::Result<Webhook> {
 
 /// utime+stime in seconds and (VmRSS, VmHWM) in KiB of a process.
 fn proc_usage(pid: u32) -> (f64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (ticks / hz, kib("VmRSS:"), kib("VmHWM:"))
+    let (rss, hwm) = rss_kib(pid);
+    (cpu_seconds(pid), rss, hwm)
 }
 
 fn review() -> Bytes {
