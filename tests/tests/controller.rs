@@ -102,6 +102,18 @@ impl Env {
         out
     }
 
+    /// How many times `reason` was recorded for `name`: waits for the first one (Events follow the
+    /// status write that caused them), then lets a moment pass so that a duplicate would show.
+    async fn settled_event_count(&self, name: &str, reason: &str) -> i32 {
+        let what = format!("Event {reason} for {name}");
+        eventually(&what, Duration::from_secs(15), || async {
+            self.events(name).await.get(reason).copied()
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.events(name).await.get(reason).copied().unwrap_or(0)
+    }
+
     async fn run_count(&self) -> usize {
         self.runs
             .list(&ListParams::default())
@@ -110,6 +122,18 @@ impl Env {
             .items
             .len()
     }
+}
+
+/// A controller counter once it has reached `at_least` and a moment has passed (counters follow the
+/// writes they count, which a test can observe first).
+async fn settled_counter(c: &ControllerReplica, name: &str, label: &str, at_least: u64) -> u64 {
+    let what = format!("{name}{{{label}}} to reach {at_least}");
+    eventually(&what, Duration::from_secs(15), || async {
+        (c.counter(name, label) >= at_least).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.counter(name, label)
 }
 
 fn string_param(run: &PipelineRun, name: &str) -> Option<String> {
@@ -216,10 +240,20 @@ async fn happy_path_runs_the_pipeline_and_completes_with_two_status_writes() {
     assert_eq!(s.observed_generation, done.metadata.generation);
     assert_eq!(s.pipeline_run_status.unwrap().status, ConditionStatus::True);
     // Exactly two status writes: Running and Completed.
-    assert_eq!(controller.counter("status_writes", "written"), 2);
-    let events = e.events("restart-api").await;
-    assert_eq!(events.get("PipelineRunCreated"), Some(&1), "{events:?}");
-    assert_eq!(events.get("WorkflowCompleted"), Some(&1), "{events:?}");
+    assert_eq!(
+        settled_counter(&controller, "status_writes", "written", 2).await,
+        2
+    );
+    assert_eq!(
+        e.settled_event_count("restart-api", "PipelineRunCreated")
+            .await,
+        1
+    );
+    assert_eq!(
+        e.settled_event_count("restart-api", "WorkflowCompleted")
+            .await,
+        1
+    );
     assert_eq!(e.run_count().await, 1);
 }
 
@@ -261,12 +295,10 @@ async fn each_failure_class_is_classified_from_tekton_state() {
             "{}",
             d.natural_language_summary
         );
-        let events = e.events(&format!("wfe-{outcome}")).await;
-        assert_eq!(
-            events.get("WorkflowFailed"),
-            Some(&1),
-            "{outcome}: {events:?}"
-        );
+        let failed = e
+            .settled_event_count(&format!("wfe-{outcome}"), "WorkflowFailed")
+            .await;
+        assert_eq!(failed, 1, "{outcome}");
     }
 }
 
@@ -307,8 +339,9 @@ async fn an_invalid_spec_that_bypassed_admission_fails_without_a_pipeline_run() 
             .is_none()
     );
     assert_eq!(
-        e.events("bad-digest").await.get("WorkflowValidationFailed"),
-        Some(&1)
+        e.settled_event_count("bad-digest", "WorkflowValidationFailed")
+            .await,
+        1
     );
 }
 
@@ -511,13 +544,16 @@ async fn status_writes_racing_conflicts_keep_the_outcome_and_emit_no_duplicate_e
     }
     meddler.abort();
     for n in &names {
-        let events = e.events(n).await;
         assert_eq!(
-            events.get("PipelineRunCreated"),
-            Some(&1),
-            "{n}: {events:?}"
+            e.settled_event_count(n, "PipelineRunCreated").await,
+            1,
+            "{n}"
         );
-        assert_eq!(events.get("WorkflowCompleted"), Some(&1), "{n}: {events:?}");
+        assert_eq!(
+            e.settled_event_count(n, "WorkflowCompleted").await,
+            1,
+            "{n}"
+        );
     }
     assert_eq!(e.run_count().await, 4);
     eprintln!(
@@ -526,7 +562,7 @@ async fn status_writes_racing_conflicts_keep_the_outcome_and_emit_no_duplicate_e
         controller.counter("status_writes", "conflict")
     );
     assert_eq!(
-        controller.counter("status_writes", "written"),
+        settled_counter(&controller, "status_writes", "written", 8).await,
         8,
         "two per execution, conflicts or not"
     );
@@ -563,8 +599,7 @@ async fn after_the_cooldown_the_lock_is_released_once() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(e.events("finished").await.get("LockReleased"), Some(&1));
+    assert_eq!(e.settled_event_count("finished", "LockReleased").await, 1);
     // The target is free again: a new execution runs.
     e.create("next", target, Some("hang")).await;
     e.wait_phase("next", Phase::Running).await;
@@ -577,6 +612,17 @@ async fn controller_metrics_after_real_executions_are_promtool_clean() {
     let _tekton = e.tekton(100);
     e.create("measured", "ns1/deployment/measured", None).await;
     e.wait_phase("measured", Phase::Completed).await;
+    // Outcome metrics follow the status write, like Events.
+    let executions = controller.metrics.executions.clone();
+    eventually(
+        "the execution to be counted",
+        Duration::from_secs(15),
+        || {
+            let executions = executions.clone();
+            async move { (executions.with_label_values(&["Completed"]).get() == 1).then_some(()) }
+        },
+    )
+    .await;
     let text = controller.metrics.render();
     for needle in [
         r#"wfe_controller_executions_total{outcome="Completed"} 1"#,
