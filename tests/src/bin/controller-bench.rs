@@ -45,6 +45,9 @@ struct Args {
     /// Idle period after the run in which writes are counted (must be zero for the controller).
     #[arg(long, default_value_t = 10)]
     idle_seconds: u64,
+    /// Cooldown the controller holds finished executions' locks for (Go duration).
+    #[arg(long, default_value = "5m")]
+    cooldown: String,
     /// The controller binary (default: `wfe-controller` next to this binary).
     #[arg(long)]
     controller: Option<PathBuf>,
@@ -53,7 +56,18 @@ struct Args {
 struct Controller(Child);
 
 impl Drop for Controller {
+    /// SIGTERM first, as Kubernetes stops a pod (the controller releases its lease and exits);
+    /// SIGKILL only if it has not exited after 30 s.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -126,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
                 format!("--watch-namespace={ns}"),
                 format!("--health-addr={health}"),
                 format!("--concurrency={}", args.concurrency),
+                format!("--cooldown={}", args.cooldown),
                 "--identity=bench".into(),
                 "--log-level=warn".into(),
             ])
