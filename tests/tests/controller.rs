@@ -412,7 +412,8 @@ async fn a_controller_killed_mid_flight_and_restarted_creates_no_duplicate() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     first.kill().await;
     let _second = e.controller("replica-b");
-    let _tekton = e.tekton(100);
+    // No Tekton stand-in here: this test finishes the PipelineRuns itself, and a stand-in's
+    // "Running" patch could land after the test's "Succeeded".
     for i in 0..6 {
         e.wait_phase(&format!("wfe-{i}"), Phase::Running).await;
     }
