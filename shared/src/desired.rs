@@ -387,7 +387,7 @@ pub fn summary(
         .to_owned(),
     );
     lines.push(if c.was_execution_failure {
-        "The workflow ran: non-idempotent actions may have been applied, so new executions on this target are blocked until someone checks it.".to_owned()
+        "The workflow ran: non-idempotent actions may have been applied; check the target before running a workflow on it again.".to_owned()
     } else {
         "Nothing was executed against the target.".to_owned()
     });

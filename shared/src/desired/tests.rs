@@ -249,7 +249,7 @@ fn an_oom_failure_is_classified_and_explained() {
          Failed in task restart, step restart, exit code 137.\n\
          Cause: Failed message\n\
          Action: raise the step's memory limit, or check the target for a memory leak.\n\
-         The workflow ran: non-idempotent actions may have been applied, so new executions on this target are blocked until someone checks it.\n\
+         The workflow ran: non-idempotent actions may have been applied; check the target before running a workflow on it again.\n\
          PipelineRun: wfe-0011223344556677."
             .replace("\\\n", "")
     );
