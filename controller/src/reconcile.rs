@@ -13,9 +13,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use wfe_shared::api::{FailureReason, Phase};
 use wfe_shared::desired::{self, Observation, desired_status};
-use wfe_shared::duration::{format_duration, parse_go_duration};
+use wfe_shared::duration::format_duration;
 use wfe_shared::labels;
-use wfe_shared::limits::DEFAULT_TIMEOUT;
 use wfe_shared::pipelinerun::{FINALIZER, build, is_owned_by};
 use wfe_shared::tekton::{PipelineRun, TaskRun};
 use wfe_shared::validation::validate;
@@ -259,8 +258,9 @@ async fn ensure_pipeline_run(
     let desired = build(current, exec_ns);
     let name = desired.name_any();
     let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), exec_ns);
-    let existing = match ctx.runs.get(&ObjectRef::new(&name).within(exec_ns)) {
-        Some(run) => Some((*run).clone()),
+    // Here the name is taken (in the cache, or `AlreadyExists`): whose PipelineRun is it?
+    let run = match ctx.runs.get(&ObjectRef::new(&name).within(exec_ns)) {
+        Some(run) => (*run).clone(),
         None => {
             if !ctx.is_leading() {
                 return Err(Error::NotLeader);
@@ -274,7 +274,7 @@ async fn ensure_pipeline_run(
                     return Ok(Created::New(name));
                 }
                 // The deterministic name is the lock: someone holds it. Who?
-                Err(kube::Error::Api(s)) if s.code == 409 => Some(runs.get(&name).await?),
+                Err(kube::Error::Api(s)) if s.code == 409 => runs.get(&name).await?,
                 Err(e) => {
                     ctx.metrics
                         .pipeline_runs
@@ -285,7 +285,6 @@ async fn ensure_pipeline_run(
             }
         }
     };
-    let run = existing.unwrap_or(desired);
     let (ns, me) = (current.namespace().unwrap_or_default(), current.name_any());
     let outcome = if is_owned_by(&run, &ns, &me) {
         Created::Adopted(name)
@@ -382,14 +381,7 @@ fn action_after(
     };
     match (status.phase, &status.start_time, &status.completion_time) {
         (Phase::Running, Some(start), _) => {
-            let timeout = wfe
-                .spec
-                .execution_config
-                .as_ref()
-                .and_then(|c| c.timeout.as_deref())
-                .and_then(|t| parse_go_duration(t).ok())
-                .or_else(|| parse_go_duration(DEFAULT_TIMEOUT).ok())
-                .unwrap_or(Duration::from_secs(1800));
+            let timeout = desired::execution_timeout(wfe);
             Action::requeue(until(start, timeout + ctx.settings.deadline_grace))
         }
         (Phase::Completed | Phase::Failed, _, Some(done)) if status.pipeline_run_ref.is_some() => {

@@ -157,6 +157,18 @@ pub fn desired_status(
     b.status
 }
 
+/// `executionConfig.timeout`, or the default when it is absent or unreadable: the PipelineRun's
+/// timeout and the base of the controller's own deadline.
+pub fn execution_timeout(wfe: &WorkflowExecution) -> Duration {
+    wfe.spec
+        .execution_config
+        .as_ref()
+        .and_then(|c| c.timeout.as_deref())
+        .and_then(|t| parse_go_duration(t).ok())
+        .or_else(|| parse_go_duration(DEFAULT_TIMEOUT).ok())
+        .unwrap_or(Duration::from_secs(1800))
+}
+
 fn unknown(message: String) -> Classification {
     Classification {
         reason: FailureReason::Unknown,
@@ -259,15 +271,7 @@ impl Builder<'_> {
         let Some(start) = self.status.start_time.as_ref().map(|t| t.0) else {
             return;
         };
-        let timeout = self
-            .wfe
-            .spec
-            .execution_config
-            .as_ref()
-            .and_then(|c| c.timeout.as_deref())
-            .and_then(|t| parse_go_duration(t).ok())
-            .or_else(|| parse_go_duration(DEFAULT_TIMEOUT).ok())
-            .unwrap_or(Duration::from_secs(1800));
+        let timeout = execution_timeout(self.wfe);
         let limit =
             SignedDuration::try_from(timeout + ctx.deadline_grace).unwrap_or(SignedDuration::MAX);
         if ctx.now.duration_since(start) > limit {

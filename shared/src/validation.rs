@@ -339,14 +339,19 @@ fn validate_parameters(params: &std::collections::BTreeMap<String, String>, r: &
 }
 
 fn validate_timeout(timeout: &str, r: &mut Report) {
-    const FIELD: &str = "spec.executionConfig.timeout";
+    if let Err(detail) = check_timeout(timeout) {
+        r.invalid("spec.executionConfig.timeout", timeout, detail);
+    }
+}
+
+/// The rule for `executionConfig.timeout`: a Go duration, > 0 and ≤ 24h. `Err` carries the rule
+/// broken, in words.
+pub fn check_timeout(timeout: &str) -> Result<std::time::Duration, String> {
     match parse_go_duration(timeout) {
-        Err(e) => r.invalid(FIELD, timeout, format!("not a Go duration: {e}")),
-        Ok(d) if d.is_zero() => r.invalid(FIELD, timeout, "must be greater than 0s"),
-        Ok(d) if d.as_secs_f64() > MAX_TIMEOUT_SECONDS as f64 => {
-            r.invalid(FIELD, timeout, "must be at most 24h")
-        }
-        Ok(_) => {}
+        Err(e) => Err(format!("not a Go duration: {e}")),
+        Ok(d) if d.is_zero() => Err("must be greater than 0s".into()),
+        Ok(d) if d.as_secs_f64() > MAX_TIMEOUT_SECONDS as f64 => Err("must be at most 24h".into()),
+        Ok(d) => Ok(d),
     }
 }
 

@@ -127,12 +127,11 @@ async fn main() -> anyhow::Result<()> {
 
 /// The configured defaults must themselves pass validation, or every defaulted object would be denied.
 fn check_defaults(defaults: &Defaults) -> anyhow::Result<()> {
-    match parse_go_duration(&defaults.timeout) {
-        Ok(d) if !d.is_zero() && d.as_secs() <= wfe_shared::limits::MAX_TIMEOUT_SECONDS => {}
-        _ => bail!(
+    if wfe_shared::validation::check_timeout(&defaults.timeout).is_err() {
+        bail!(
             "--default-timeout {:?} must be a Go duration greater than 0s and at most 24h",
             defaults.timeout
-        ),
+        );
     }
     if !wfe_shared::target::is_dns1123_subdomain(&defaults.service_account_name) {
         bail!(
