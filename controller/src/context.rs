@@ -8,8 +8,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
-use wfe_shared::tekton::PipelineRun;
 
+use crate::cache::CachedRun;
 use crate::metrics::Metrics;
 
 /// Tunables.
@@ -46,7 +46,7 @@ pub fn system_clock() -> Clock {
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
-    pub runs: Store<PipelineRun>,
+    pub runs: Store<CachedRun>,
     /// Who publishes Events. Each Event is published once (one per transition), so no recorder —
     /// and no recorder cache, which would only grow — is kept between events.
     pub reporter: Reporter,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -14,12 +15,12 @@ use serde_json::json;
 use wfe_shared::api::{FailureReason, Phase};
 use wfe_shared::desired::{self, Observation, desired_status};
 use wfe_shared::duration::format_duration;
-use wfe_shared::labels;
 use wfe_shared::pipelinerun::{FINALIZER, build, is_owned_by};
 use wfe_shared::tekton::{PipelineRun, TaskRun};
 use wfe_shared::validation::validate;
 use wfe_shared::{WorkflowExecution, WorkflowExecutionStatus};
 
+use crate::cache::CachedRun;
 use crate::context::Context;
 
 /// Status writes are retried this many times on 409 before giving up until the next event.
@@ -260,7 +261,7 @@ async fn ensure_pipeline_run(
     let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), exec_ns);
     // Here the name is taken (in the cache, or `AlreadyExists`): whose PipelineRun is it?
     let run = match ctx.runs.get(&ObjectRef::new(&name).within(exec_ns)) {
-        Some(run) => (*run).clone(),
+        Some(run) => run,
         None => {
             if !ctx.is_leading() {
                 return Err(Error::NotLeader);
@@ -274,7 +275,11 @@ async fn ensure_pipeline_run(
                     return Ok(Created::New(name));
                 }
                 // The deterministic name is the lock: someone holds it. Who?
-                Err(kube::Error::Api(s)) if s.code == 409 => runs.get(&name).await?,
+                Err(kube::Error::Api(s)) if s.code == 409 => Arc::new(
+                    Api::<CachedRun>::namespaced(ctx.client.clone(), exec_ns)
+                        .get(&name)
+                        .await?,
+                ),
                 Err(e) => {
                     ctx.metrics
                         .pipeline_runs
@@ -286,18 +291,14 @@ async fn ensure_pipeline_run(
         }
     };
     let (ns, me) = (current.namespace().unwrap_or_default(), current.name_any());
-    let outcome = if is_owned_by(&run, &ns, &me) {
+    let outcome = if run.is_owned_by(&ns, &me) {
         Created::Adopted(name)
     } else {
-        let labels = run.metadata.labels.clone().unwrap_or_default();
-        match labels.get(labels::WORKFLOW_EXECUTION) {
-            Some(holder) => Created::LockedBy {
+        match &run.owner {
+            Some(owner) => Created::LockedBy {
                 run: name,
-                namespace: labels
-                    .get(labels::SOURCE_NAMESPACE)
-                    .cloned()
-                    .unwrap_or_default(),
-                name: holder.clone(),
+                namespace: owner.namespace.clone(),
+                name: owner.name.clone(),
             },
             None => Created::Unowned(name),
         }
@@ -316,7 +317,7 @@ async fn ensure_pipeline_run(
 async fn find_run(name: &str, ctx: &Context) -> Result<Option<PipelineRun>, Error> {
     let exec_ns = &ctx.settings.execution_namespace;
     if let Some(run) = ctx.runs.get(&ObjectRef::new(name).within(exec_ns)) {
-        return Ok(Some((*run).clone()));
+        return Ok(Some(run.to_pipeline_run()));
     }
     let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), exec_ns);
     Ok(runs.get_opt(name).await?)
@@ -384,11 +385,20 @@ fn action_after(
             let timeout = desired::execution_timeout(wfe);
             Action::requeue(until(start, timeout + ctx.settings.deadline_grace))
         }
-        (Phase::Completed | Phase::Failed, _, Some(done)) if status.pipeline_run_ref.is_some() => {
-            Action::requeue(until(done, ctx.settings.cooldown))
-        }
         _ => Action::await_change(),
     }
+}
+
+/// True when `wfe` finished (Completed/Failed) with a PipelineRun and its cooldown is over.
+pub fn lock_expired(wfe: &WorkflowExecution, now: Timestamp, cooldown: Duration) -> bool {
+    let Some(s) = wfe.status.as_ref() else {
+        return false;
+    };
+    let (Some(done), true) = (&s.completion_time, s.pipeline_run_ref.is_some()) else {
+        return false;
+    };
+    matches!(s.phase, Phase::Completed | Phase::Failed)
+        && now.as_second() >= done.0.as_second().saturating_add(cooldown.as_secs() as i64)
 }
 
 /// Completed/Failed hold the target's lock until the cooldown has passed; then the PipelineRun is
@@ -398,26 +408,19 @@ async fn release_lock(
     status: &WorkflowExecutionStatus,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let (Some(run), Some(done)) = (&status.pipeline_run_ref, &status.completion_time) else {
+    let Some(run) = &status.pipeline_run_ref else {
         return Ok(Action::await_change());
     };
     let exec_ns = &ctx.settings.execution_namespace;
     let Some(cached) = ctx.runs.get(&ObjectRef::new(&run.name).within(exec_ns)) else {
         return Ok(Action::await_change());
     };
-    if !is_owned_by(
-        &cached,
-        &wfe.namespace().unwrap_or_default(),
-        &wfe.name_any(),
-    ) {
+    if !cached.is_owned_by(&wfe.namespace().unwrap_or_default(), &wfe.name_any()) {
         return Ok(Action::await_change());
     }
-    let now = ctx.now();
-    let free_at = done.0.as_second() + ctx.settings.cooldown.as_secs() as i64;
-    if now.as_second() < free_at {
-        return Ok(Action::requeue(Duration::from_secs(
-            (free_at - now.as_second()).max(1) as u64,
-        )));
+    // Not yet: the lock sweep (`run::expired_locks`) asks again once the cooldown is over.
+    if !lock_expired(wfe, ctx.now(), ctx.settings.cooldown) {
+        return Ok(Action::await_change());
     }
     if !ctx.is_leading() {
         return Err(Error::NotLeader);

@@ -12,20 +12,21 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
+use kube::Client;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::labels;
 
+use crate::cache::{CachedRun, trim_execution};
 use crate::context::{Clock, Context, Settings};
 use crate::metrics::Metrics;
-use crate::reconcile::{error_policy, reconcile};
+use crate::reconcile::{error_policy, lock_expired, reconcile};
 
 /// Health state shared with the HTTP endpoints.
 #[derive(Clone)]
@@ -154,12 +155,10 @@ pub async fn run(
     Ok(())
 }
 
-/// The WorkflowExecution a PipelineRun or TaskRun belongs to, from its labels.
-fn owner_of<K: ResourceExt>(obj: &K) -> Option<ObjectRef<WorkflowExecution>> {
-    let l = obj.labels();
-    let name = l.get(labels::WORKFLOW_EXECUTION)?;
-    let ns = l.get(labels::SOURCE_NAMESPACE)?;
-    Some(ObjectRef::new(name).within(ns))
+/// The WorkflowExecution a PipelineRun belongs to, from its labels.
+fn owner_of(run: &CachedRun) -> Option<ObjectRef<WorkflowExecution>> {
+    let owner = run.owner.as_ref().filter(|o| !o.namespace.is_empty())?;
+    Some(ObjectRef::new(&owner.name).within(&owner.namespace))
 }
 
 async fn run_controller(
@@ -171,18 +170,14 @@ async fn run_controller(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let exec_ns = settings.execution_namespace.clone();
-    // Only our PipelineRuns. TaskRuns are not watched: they cannot change an execution's status on
-    // their own, and when a PipelineRun fails its TaskRuns are read fresh to classify the failure.
+    // Only our PipelineRuns, parsed into slim `CachedRun`s. TaskRuns are not watched: they cannot
+    // change an execution's status on their own, and when a PipelineRun fails its TaskRuns are read
+    // fresh to classify the failure.
     let ours = watcher::Config::default().labels(labels::WORKFLOW_EXECUTION);
     let (runs, runs_writer) = reflector::store();
     let run_events = reflector::reflector(
         runs_writer,
-        watcher(
-            Api::<wfe_shared::tekton::PipelineRun>::namespaced(client.clone(), &exec_ns),
-            ours.clone(),
-        )
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear()),
+        watcher(Api::<CachedRun>::namespaced(client.clone(), &exec_ns), ours).default_backoff(),
     )
     .touched_objects();
     let (wfes, wfe_writer) = reflector::store();
@@ -196,7 +191,7 @@ async fn run_controller(
             watcher::Config::default(),
         )
         .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear()),
+        .modify(trim_execution),
     )
     .touched_objects();
 
@@ -241,9 +236,11 @@ async fn run_controller(
         });
     }
     let stop_signal = stop.clone();
+    let expired = expired_locks(wfes.clone(), runs, ctx.clone());
     Controller::for_stream(wfe_events, wfes)
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .watches_stream(run_events, |run| owner_of(&run))
+        .reconcile_on(expired)
         .graceful_shutdown_on(async move { stop_signal.cancelled().await })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -253,4 +250,38 @@ async fn run_controller(
         })
         .await;
     Ok(())
+}
+
+/// Terminal executions hold their target's lock for the cooldown. Rather than one timer per finished
+/// execution (10,000 timers for 10,000 executions), one sweep looks for expired locks every
+/// `cooldown / 10` (between 1 s and 10 s) and asks for those executions' reconciles, which delete
+/// the PipelineRun. An expired lock whose PipelineRun is gone from the cache is already released.
+fn expired_locks(
+    wfes: Store<WorkflowExecution>,
+    runs: Store<CachedRun>,
+    ctx: Arc<Context>,
+) -> impl futures::Stream<Item = ObjectRef<WorkflowExecution>> + Send + 'static {
+    let every = (ctx.settings.cooldown / 10).clamp(Duration::from_secs(1), Duration::from_secs(10));
+    futures::stream::unfold((), move |()| {
+        let (wfes, runs, ctx) = (wfes.clone(), runs.clone(), ctx.clone());
+        async move {
+            tokio::time::sleep(every).await;
+            let now = ctx.now();
+            let exec_ns = &ctx.settings.execution_namespace;
+            let due: Vec<_> = wfes
+                .state()
+                .into_iter()
+                .filter(|w| lock_expired(w, now, ctx.settings.cooldown))
+                .filter(|w| {
+                    let run = w.status.as_ref().and_then(|s| s.pipeline_run_ref.as_ref());
+                    run.is_some_and(|r| {
+                        runs.get(&ObjectRef::new(&r.name).within(exec_ns)).is_some()
+                    })
+                })
+                .map(|w| ObjectRef::from_obj(&*w))
+                .collect();
+            Some((futures::stream::iter(due), ()))
+        }
+    })
+    .flatten()
 }

@@ -13,6 +13,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
+use wfe_controller::cache::CachedRun;
 use wfe_controller::context::{Context, Settings};
 use wfe_controller::metrics::Metrics;
 use wfe_controller::reconcile::reconcile;
@@ -42,9 +43,11 @@ fn settings() -> Settings {
 fn context(runs: Vec<PipelineRun>) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let mut writer: Writer<PipelineRun> = Writer::default();
+    let mut writer: Writer<CachedRun> = Writer::default();
     for run in runs {
-        writer.apply_watcher_event(&watcher::Event::Apply(run));
+        // Cached as the controller caches it: parsed from the JSON the API server would send.
+        let cached: CachedRun = serde_json::from_value(serde_json::to_value(run).unwrap()).unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(cached));
     }
     let ctx = Context {
         reporter: Reporter {

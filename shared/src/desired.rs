@@ -119,7 +119,7 @@ pub fn desired_status(
             let message = format!(
                 "target {target} is locked by WorkflowExecution {holder_namespace}/{holder_name} (PipelineRun {pipeline_run})"
             );
-            b.status.skip_details = Some(SkipDetails {
+            b.status.skip_details = Some(Box::new(SkipDetails {
                 reason: SkipReason::ResourceBusy,
                 message: message.clone(),
                 skipped_at: b.now.clone(),
@@ -131,7 +131,7 @@ pub fn desired_status(
                     target_resource: target.clone(),
                 }),
                 recent_remediation: None,
-            });
+            }));
             b.condition(T::ResourceLocked, S::True, R::TargetResourceBusy, message);
         }
         Observation::UnownedPipelineRun { name } => {
@@ -332,7 +332,7 @@ impl Builder<'_> {
             );
         }
         self.status.failure_reason = Some(c.reason);
-        self.status.failure_details = Some(FailureDetails {
+        self.status.failure_details = Some(Box::new(FailureDetails {
             failed_task_index: c.failed_task_index,
             failed_task_name: c.failed_task_name,
             failed_step_name: c.failed_step_name,
@@ -343,7 +343,7 @@ impl Builder<'_> {
             execution_time_before_failure: elapsed,
             natural_language_summary: summary,
             was_execution_failure: c.was_execution_failure,
-        });
+        }));
     }
 }
 

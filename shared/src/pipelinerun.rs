@@ -113,11 +113,27 @@ pub fn build(wfe: &WorkflowExecution, execution_namespace: &str) -> PipelineRun 
 }
 
 /// True when `run` is labelled as the PipelineRun of the WorkflowExecution `namespace/name`.
-pub fn is_owned_by(run: &PipelineRun, namespace: &str, name: &str) -> bool {
-    let labels = run.metadata.labels.as_ref();
+pub fn is_owned_by<R: kube::Resource>(run: &R, namespace: &str, name: &str) -> bool {
+    let labels = run.meta().labels.as_ref();
     let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-    get(labels::WORKFLOW_EXECUTION) == Some(label_value(name).as_str())
-        && get(labels::SOURCE_NAMESPACE) == Some(label_value(namespace).as_str())
+    owner_labels_match(
+        get(labels::WORKFLOW_EXECUTION),
+        get(labels::SOURCE_NAMESPACE),
+        namespace,
+        name,
+    )
+}
+
+/// True when the owner labels' values (`kubernaut.ai/workflow-execution`,
+/// `kubernaut.ai/source-namespace`) name the WorkflowExecution `namespace/name`.
+pub fn owner_labels_match(
+    execution_label: Option<&str>,
+    namespace_label: Option<&str>,
+    namespace: &str,
+    name: &str,
+) -> bool {
+    execution_label == Some(label_value(name).as_str())
+        && namespace_label == Some(label_value(namespace).as_str())
 }
 
 fn string_param(name: &str, value: &str) -> Param {

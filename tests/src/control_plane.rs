@@ -158,7 +158,12 @@ impl ControlPlane {
                 pki.sa_private.display()
             ),
             "--endpoint-reconciler-type=none".into(),
-            "--profiling=false".into(),
+            // Profiling only on request (benchmark analysis: `go tool pprof` on /debug/pprof/profile).
+            if std::env::var_os("WFE_APISERVER_PROFILING").is_some() {
+                "--profiling=true".into()
+            } else {
+                "--profiling=false".into()
+            },
             "--v=0".into(),
         ]);
         let log = self.dir.join("kube-apiserver.log");

@@ -609,6 +609,51 @@ async fn after_the_cooldown_the_lock_is_released_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooldown_that_ends_while_watching_releases_the_lock_without_any_new_event() {
+    let e = env("ctl-sweep").await;
+    // Nothing changes after Completed: only the controller's lock sweep can notice the end.
+    let mut settings = settings(&e.ns, &e.exec_ns, "replica-a");
+    settings.cooldown = Duration::from_secs(4);
+    let _controller = ControllerReplica::start(e.client.clone(), settings);
+    let _tekton = e.tekton(100);
+    let target = "ns1/deployment/cooled";
+    e.create("cooled", target, None).await;
+    e.wait_phase("cooled", Phase::Completed).await;
+    let completed_at = std::time::Instant::now();
+    assert!(
+        e.runs
+            .get_opt(&pipeline_run_name(target))
+            .await
+            .unwrap()
+            .is_some(),
+        "the lock is held during the cooldown"
+    );
+    let runs = e.runs.clone();
+    eventually(
+        "the PipelineRun to be deleted after the cooldown",
+        Duration::from_secs(30),
+        || {
+            let runs = runs.clone();
+            async move {
+                runs.get_opt(&pipeline_run_name(target))
+                    .await
+                    .ok()?
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let held = completed_at.elapsed();
+    // Completion time has a 1 s resolution, and the sweep runs every second for a 4 s cooldown.
+    assert!(
+        held >= Duration::from_secs(2) && held <= Duration::from_secs(8),
+        "lock held {held:?} for a 4 s cooldown"
+    );
+    assert_eq!(e.settled_event_count("cooled", "LockReleased").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_metrics_after_real_executions_are_promtool_clean() {
     let e = env("ctl-metrics").await;
     let controller = e.controller("replica-a");

@@ -48,11 +48,11 @@ pub struct WorkflowExecutionStatus {
 
     /// Why the execution failed, set when `phase` is `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_details: Option<FailureDetails>,
+    pub failure_details: Option<Box<FailureDetails>>,
 
     /// Why the execution was skipped, set when `phase` is `Skipped`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skip_details: Option<SkipDetails>,
+    pub skip_details: Option<Box<SkipDetails>>,
 
     /// Consecutive pre-execution failures on this target, carried forward between executions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
