@@ -11,6 +11,7 @@ use kube::runtime::reflector::Store;
 
 use crate::cache::CachedRun;
 use crate::metrics::Metrics;
+use crate::own_writes::OwnWrites;
 
 /// Tunables.
 #[derive(Clone, Debug)]
@@ -52,6 +53,8 @@ pub struct Context {
     pub reporter: Reporter,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// Our own writes the cache has not caught up with yet.
+    pub own_writes: OwnWrites,
     /// Cleared the moment leadership is lost: every write checks it first.
     pub leading: Arc<AtomicBool>,
 }

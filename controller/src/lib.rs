@@ -4,5 +4,6 @@
 pub mod cache;
 pub mod context;
 pub mod metrics;
+pub mod own_writes;
 pub mod reconcile;
 pub mod run;

@@ -40,6 +40,23 @@ pub enum Error {
     Conflicts(u32),
 }
 
+/// Who the API server records in `managedFields` for our writes.
+pub const FIELD_MANAGER: &str = "workflowexecution-controller";
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    }
+}
+
 fn is_conflict(e: &Error) -> bool {
     matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 409)
 }
@@ -60,6 +77,7 @@ pub fn phase_name(phase: Phase) -> &'static str {
 
 /// The controller's entry point for one object.
 pub async fn reconcile(wfe: Arc<WorkflowExecution>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let wfe = ctx.own_writes.freshest(wfe);
     let phase = wfe.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let timer = ctx
         .metrics
@@ -117,7 +135,11 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
             return Ok(action);
         }
         match write_status(&api, &current, &desired, ctx).await {
-            Ok(()) => {
+            Ok(written) => {
+                let mut superseded = vec![wfe.resource_version().unwrap_or_default()];
+                superseded.extend(current.resource_version());
+                superseded.dedup();
+                ctx.own_writes.record(superseded, written);
                 on_transition(&current, &before, &desired, ctx).await;
                 return Ok(action_after(&current, &desired, ctx));
             }
@@ -248,11 +270,7 @@ async fn ensure_pipeline_run(
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": current.resource_version()}});
         // The returned object carries the new resourceVersion the status write must use.
         *current = api
-            .patch(
-                &current.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+            .patch(&current.name_any(), &patch_params(), &Patch::Merge(&patch))
             .await?;
     }
     let exec_ns = &ctx.settings.execution_namespace;
@@ -266,7 +284,7 @@ async fn ensure_pipeline_run(
             if !ctx.is_leading() {
                 return Err(Error::NotLeader);
             }
-            match runs.create(&PostParams::default(), &desired).await {
+            match runs.create(&post_params(), &desired).await {
                 Ok(_) => {
                     ctx.metrics
                         .pipeline_runs
@@ -342,31 +360,37 @@ async fn task_runs_of(run: &PipelineRun, ctx: &Context) -> Result<Vec<TaskRun>, 
         .items)
 }
 
-/// One status write: the complete status, with the resourceVersion as precondition (409 if stale).
+/// One status write: the complete status replaces the old one (a PUT of the status subresource,
+/// which the API server applies without the patch machinery), with the resourceVersion as
+/// precondition (409 if stale). Returns the object as written.
 async fn write_status(
     api: &Api<WorkflowExecution>,
     current: &WorkflowExecution,
     desired: &WorkflowExecutionStatus,
     ctx: &Context,
-) -> Result<(), Error> {
+) -> Result<WorkflowExecution, Error> {
     if !ctx.is_leading() {
         return Err(Error::NotLeader);
     }
-    let patch = json!({
-        "metadata": {"resourceVersion": current.resource_version()},
+    // Only status is read from a status write; the rest of the object is kept as stored.
+    let body = json!({
+        "apiVersion": WorkflowExecution::api_version(&()),
+        "kind": WorkflowExecution::kind(&()),
+        "metadata": {
+            "name": current.name_any(),
+            "namespace": current.namespace(),
+            "resourceVersion": current.resource_version(),
+        },
         "status": desired,
     });
-    api.patch_status(
-        &current.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
+    let written = api
+        .replace_subresource("status", &current.name_any(), &post_params(), &body)
+        .await?;
     ctx.metrics
         .status_writes
         .with_label_values(&["written"])
         .inc();
-    Ok(())
+    Ok(written)
 }
 
 /// Requeue for what no watch event announces: the controller's own deadline and the cooldown.
@@ -511,11 +535,7 @@ async fn cleanup(
     let patch =
         json!({"metadata": {"finalizers": finalizers, "resourceVersion": wfe.resource_version()}});
     match api
-        .patch(
-            &wfe.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+        .patch(&wfe.name_any(), &patch_params(), &Patch::Merge(&patch))
         .await
     {
         Ok(_) => Ok(Action::await_change()),

@@ -207,6 +207,7 @@ async fn run_controller(
         metrics: health.metrics.clone(),
         clock,
         leading,
+        own_writes: Default::default(),
     });
     {
         let (runs, wfes, ready, metrics) = (
@@ -268,6 +269,8 @@ fn expired_locks(
             tokio::time::sleep(every).await;
             let now = ctx.now();
             let exec_ns = &ctx.settings.execution_namespace;
+            ctx.own_writes
+                .retain(|ns, name| wfes.get(&ObjectRef::new(name).within(ns)).is_some());
             let due: Vec<_> = wfes
                 .state()
                 .into_iter()

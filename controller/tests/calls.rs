@@ -60,6 +60,7 @@ fn context(runs: Vec<PipelineRun>) -> (Arc<Context>, Handle) {
         metrics: Metrics::new().unwrap(),
         clock: Arc::new(|| k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()),
         leading: Arc::new(AtomicBool::new(true)),
+        own_writes: Default::default(),
     };
     (Arc::new(ctx), handle)
 }
@@ -168,7 +169,7 @@ async fn pending_creates_the_pipeline_run_then_writes_status_once_and_one_event(
         vec![
             call("POST", RUNS, 201, serde_json::to_value(&run).unwrap()),
             call(
-                "PATCH",
+                "PUT",
                 &status_path(),
                 200,
                 serde_json::to_value(&obj).unwrap(),
@@ -207,7 +208,7 @@ async fn a_409_on_the_status_write_is_reread_and_recomputed_without_repeating_th
         handle,
         vec![
             call("POST", RUNS, 201, serde_json::to_value(&run).unwrap()),
-            call("PATCH", &status_path(), 409, conflict()),
+            call("PUT", &status_path(), 409, conflict()),
             call(
                 "GET",
                 "/apis/kubernaut.ai/v1alpha1/namespaces/team-a/workflowexecutions/restart-api",
@@ -215,7 +216,7 @@ async fn a_409_on_the_status_write_is_reread_and_recomputed_without_repeating_th
                 serde_json::to_value(&newer).unwrap(),
             ),
             call(
-                "PATCH",
+                "PUT",
                 &status_path(),
                 200,
                 serde_json::to_value(&newer).unwrap(),
@@ -295,7 +296,7 @@ async fn completion_is_one_status_write_and_one_event() {
         handle,
         vec![
             call(
-                "PATCH",
+                "PUT",
                 &status_path(),
                 200,
                 serde_json::to_value(&obj).unwrap(),

@@ -39,9 +39,34 @@ fn fills_timeout_service_account_and_labels() {
             "kubernaut.ai/remediation-request": "rr-1"
         })
     );
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["workflowexecution.kubernaut.ai/workflowexecution-cleanup"])
+    );
     // The patch creates parents before children and applies cleanly.
     let patch = default_patch(&minimal(), &Defaults::default());
     assert_eq!(apply(&minimal(), &patch), out);
+}
+
+#[test]
+fn the_finalizer_is_appended_once_after_the_callers_own() {
+    let mut raw = minimal();
+    raw["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    let out = apply_defaults(&raw, &Defaults::default());
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!([
+            "example.com/keep",
+            "workflowexecution.kubernaut.ai/workflowexecution-cleanup"
+        ])
+    );
+    assert!(default_patch(&out, &Defaults::default()).0.is_empty());
+    // Not a list: left for the API server to reject, never replaced.
+    raw["metadata"]["finalizers"] = json!("nonsense");
+    assert_eq!(
+        apply_defaults(&raw, &Defaults::default())["metadata"]["finalizers"],
+        json!("nonsense")
+    );
 }
 
 #[test]

@@ -48,6 +48,14 @@ struct Args {
     /// Cooldown the controller holds finished executions' locks for (Go duration).
     #[arg(long, default_value = "5m")]
     cooldown: String,
+    /// Create all executions first, then start the controller and time how fast it drains them
+    /// (from its start, including its initial list of everything).
+    #[arg(long)]
+    backlog: bool,
+    /// Serve the admission webhook (in this process) and register it, as an installation does: it
+    /// defaults every create, including the controller's finalizer.
+    #[arg(long)]
+    webhook: bool,
     /// The controller binary (default: `wfe-controller` next to this binary).
     #[arg(long)]
     controller: Option<PathBuf>,
@@ -118,22 +126,18 @@ fn delta(
         .collect()
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let binary = match args.controller.clone() {
-        Some(b) => b,
-        None => std::env::current_exe()?.with_file_name("wfe-controller"),
-    };
-    // `shared()` starts it from a thread that lives as long as the process (see its docs).
-    let cp = tokio::task::spawn_blocking(wfe_tests::shared).await?;
-    let client = cp.client().await;
-    let ns = cp.namespace(&client, "bench").await;
-    let exec_ns = cp.namespace(&client, "bench-exec").await;
-    let health = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let controller = Controller(
-        Command::new(&binary)
-            .env("KUBECONFIG", &cp.kubeconfig)
+/// Starts the release controller as its own process.
+fn spawn_controller(
+    binary: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    args: &Args,
+    ns: &str,
+    exec_ns: &str,
+    health: std::net::SocketAddr,
+) -> anyhow::Result<Controller> {
+    Ok(Controller(
+        Command::new(binary)
+            .env("KUBECONFIG", kubeconfig)
             .envs(std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_")))
             .args([
                 format!("--execution-namespace={exec_ns}"),
@@ -147,8 +151,58 @@ async fn main() -> anyhow::Result<()> {
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?,
-    );
-    let pid = controller.0.id();
+    ))
+}
+
+/// Waits until the controller leads (its caches are then syncing or synced).
+async fn wait_leader(health: std::net::SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let Ok(mut s) = std::net::TcpStream::connect(health) else {
+                return false;
+            };
+            let _ = write!(
+                s,
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut t = String::new();
+            let _ = s.read_to_string(&mut t);
+            t.contains("wfe_controller_leader 1")
+        })
+        .await?;
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the controller did not become leader");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = match args.controller.clone() {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("wfe-controller"),
+    };
+    // `shared()` starts it from a thread that lives as long as the process (see its docs).
+    let cp = tokio::task::spawn_blocking(wfe_tests::shared).await?;
+    let client = cp.client().await;
+    let ns = cp.namespace(&client, "bench").await;
+    let exec_ns = cp.namespace(&client, "bench-exec").await;
+    let webhook = match args.webhook {
+        true => {
+            let w = wfe_tests::webhook::LocalWebhook::start().await?;
+            w.register(&client, &ns).await?;
+            Some(w)
+        }
+        false => None,
+    };
+    let health = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let tekton = TektonStandIn::start_instant(client.clone(), &exec_ns);
     let wfes: Api<WorkflowExecution> = Api::namespaced(client.clone(), &ns);
 
@@ -176,32 +230,15 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
-    // Wait until the controller leads and its caches are synced.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let Ok(mut s) = std::net::TcpStream::connect(health) else {
-                return false;
-            };
-            let _ = write!(
-                s,
-                "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            );
-            let mut t = String::new();
-            let _ = s.read_to_string(&mut t);
-            t.contains("wfe_controller_leader 1")
-        })
-        .await?;
-        if ready {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the controller did not become leader");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    // Normally the controller runs while the executions are created; with `--backlog` it starts
+    // only once they all exist, so its drain rate is measured without the creates competing.
+    let mut controller = None;
+    if !args.backlog {
+        let c = spawn_controller(&binary, &cp.kubeconfig, &args, &ns, &exec_ns, health)?;
+        wait_leader(health).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        controller = Some(c);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
 
     let template: WorkflowExecution = serde_json::from_value(serde_json::json!({
         "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution", "metadata": {"name": "x"},
@@ -211,8 +248,7 @@ async fn main() -> anyhow::Result<()> {
                  "executionConfig": {"timeout": "30m", "serviceAccountName": "runner"}}
     }))?;
     let before = writes(&client).await?;
-    let cpu_before = cpu_seconds(pid);
-    let started = Instant::now();
+    let mut started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut creators = Vec::new();
     for _ in 0..args.creators {
@@ -244,6 +280,18 @@ async fn main() -> anyhow::Result<()> {
         c.await??;
     }
     let created_in = started.elapsed();
+    let controller = match controller {
+        Some(c) => c,
+        None => {
+            started = Instant::now();
+            let c = spawn_controller(&binary, &cp.kubeconfig, &args, &ns, &exec_ns, health)?;
+            wait_leader(health).await?;
+            c
+        }
+    };
+    let pid = controller.0.id();
+    // In backlog mode the controller's CPU so far is its start-up: counted too.
+    let cpu_before = if args.backlog { 0.0 } else { cpu_seconds(pid) };
     let deadline = Instant::now() + Duration::from_secs(600);
     while completed.lock().unwrap().len() < args.executions {
         if Instant::now() > deadline {
@@ -278,9 +326,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let n = args.executions as f64;
     println!(
-        "controller: {} (concurrency {}), {} executions, {} creators, rate {}\n",
+        "controller: {} (concurrency {}), admission webhook: {}, backlog: {}, {} executions, {} creators, rate {}\n",
         binary.display(),
         args.concurrency,
+        if webhook.is_some() { "yes" } else { "no" },
+        if args.backlog {
+            "yes (times the drain from the controller's start)"
+        } else {
+            "no"
+        },
         args.executions,
         args.creators,
         if args.rate > 0 {
