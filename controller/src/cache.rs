@@ -12,13 +12,17 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::Deserialize;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::labels;
 use wfe_shared::pipelinerun::owner_labels_match;
-use wfe_shared::tekton::{ChildStatusReference, KnativeCondition, PipelineRun, PipelineRunStatus};
+use wfe_shared::tekton::{
+    ChildStatusReference, KnativeCondition, PipelineRun, PipelineRunStatus, StepState, TaskRun,
+    TaskRunStatus,
+};
 
 /// A PipelineRun as the controller caches it.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -40,29 +44,37 @@ pub struct Owner {
     pub name: String,
 }
 
-impl Resource for CachedRun {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
+/// A slim cached type watched as the Tekton kind it stands for.
+macro_rules! watched_as {
+    ($cached:ty, $kind:ty) => {
+        impl Resource for $cached {
+            type DynamicType = ();
+            type Scope = k8s_openapi::NamespaceResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        PipelineRun::kind(&())
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        PipelineRun::group(&())
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        PipelineRun::version(&())
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        PipelineRun::plural(&())
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn kind(_: &()) -> Cow<'_, str> {
+                <$kind>::kind(&())
+            }
+            fn group(_: &()) -> Cow<'_, str> {
+                <$kind>::group(&())
+            }
+            fn version(_: &()) -> Cow<'_, str> {
+                <$kind>::version(&())
+            }
+            fn plural(_: &()) -> Cow<'_, str> {
+                <$kind>::plural(&())
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+
+watched_as!(CachedRun, PipelineRun);
+watched_as!(CachedTaskRun, TaskRun);
 
 impl CachedRun {
     /// The PipelineRun as the pure core reads it (no spec, no labels: nothing downstream reads them).
@@ -108,31 +120,151 @@ struct SlimMeta {
     labels: BTreeMap<String, String>,
 }
 
-impl From<RawRun> for CachedRun {
-    fn from(raw: RawRun) -> Self {
-        let mut m = raw.metadata;
-        // The execution label alone makes it someone's (a lock holder); the namespace label
-        // completes the name.
-        let owner = m
+impl SlimMeta {
+    /// Identity only, and the owner from the labels. The execution label alone makes a run someone's
+    /// (a lock holder); the namespace label completes the name.
+    fn split(mut self) -> (ObjectMeta, Option<Owner>, BTreeMap<String, String>) {
+        let owner = self
             .labels
             .remove(labels::WORKFLOW_EXECUTION)
             .map(|name| Owner {
-                namespace: m
+                namespace: self
                     .labels
                     .remove(labels::SOURCE_NAMESPACE)
                     .unwrap_or_default(),
                 name,
             });
+        let meta = ObjectMeta {
+            name: self.name,
+            namespace: self.namespace,
+            uid: self.uid,
+            resource_version: self.resource_version,
+            ..ObjectMeta::default()
+        };
+        (meta, owner, self.labels)
+    }
+}
+
+impl From<RawRun> for CachedRun {
+    fn from(raw: RawRun) -> Self {
+        let (metadata, owner, _) = raw.metadata.split();
         CachedRun {
-            metadata: ObjectMeta {
-                name: m.name,
-                namespace: m.namespace,
-                uid: m.uid,
-                resource_version: m.resource_version,
-                ..ObjectMeta::default()
-            },
+            metadata,
             owner,
             status: raw.status.map(PipelineRunStatus::from),
+        }
+    }
+}
+
+/// Tekton's label on TaskRuns naming their PipelineRun.
+pub const PIPELINE_RUN_LABEL: &str = "tekton.dev/pipelineRun";
+
+/// A TaskRun as the controller caches it: identity, owner, its PipelineRun, its condition — and its
+/// steps' states only once it has failed (they are read only to classify a failure).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "RawTaskRun")]
+pub struct CachedTaskRun {
+    pub metadata: ObjectMeta,
+    pub owner: Option<Owner>,
+    /// `tekton.dev/pipelineRun`.
+    pub pipeline_run: Option<String>,
+    pub status: Option<TaskRunStatus>,
+}
+
+impl CachedTaskRun {
+    /// The TaskRun as the failure classification reads it.
+    pub fn to_task_run(&self) -> TaskRun {
+        TaskRun {
+            metadata: self.metadata.clone(),
+            spec: Default::default(),
+            status: self.status.clone(),
+        }
+    }
+
+    /// Its `Succeeded` condition has settled (True or False): nothing about it changes any more.
+    pub fn is_finished(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| wfe_shared::failure::succeeded(&s.conditions))
+            .is_some_and(|c| c.status == "True" || c.status == "False")
+    }
+}
+
+#[derive(Deserialize)]
+struct RawTaskRun {
+    metadata: SlimMeta,
+    #[serde(default)]
+    status: Option<SlimTaskRunStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimTaskRunStatus {
+    #[serde(default)]
+    conditions: Vec<KnativeCondition>,
+    start_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    completion_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    #[serde(default)]
+    steps: Vec<SlimStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimStep {
+    name: Option<String>,
+    container: Option<String>,
+    waiting: Option<ContainerStateWaiting>,
+    terminated: Option<ContainerStateTerminated>,
+    termination_reason: Option<String>,
+}
+
+impl From<RawTaskRun> for CachedTaskRun {
+    fn from(raw: RawTaskRun) -> Self {
+        let (metadata, owner, mut rest) = raw.metadata.split();
+        let status = raw.status.map(|s| {
+            let conditions: Vec<KnativeCondition> = s
+                .conditions
+                .into_iter()
+                .filter(|c| c.type_ == "Succeeded")
+                .map(|c| KnativeCondition {
+                    last_transition_time: None,
+                    severity: None,
+                    ..c
+                })
+                .collect();
+            let failed = conditions.iter().any(|c| c.status == "False");
+            let steps = match failed {
+                true => s.steps.into_iter().map(StepState::from).collect(),
+                false => Vec::new(),
+            };
+            TaskRunStatus {
+                conditions,
+                pod_name: None,
+                start_time: s.start_time,
+                completion_time: s.completion_time,
+                steps,
+                extra: Default::default(),
+            }
+        });
+        CachedTaskRun {
+            metadata,
+            owner,
+            pipeline_run: rest.remove(PIPELINE_RUN_LABEL),
+            status,
+        }
+    }
+}
+
+impl From<SlimStep> for StepState {
+    fn from(st: SlimStep) -> Self {
+        StepState {
+            name: st.name,
+            container: st.container,
+            waiting: st.waiting,
+            running: None,
+            terminated: st.terminated,
+            termination_reason: st.termination_reason,
+            extra: Default::default(),
         }
     }
 }
@@ -152,6 +284,7 @@ struct SlimStatus {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SlimChild {
+    kind: Option<String>,
     name: String,
     pipeline_task_name: Option<String>,
 }
@@ -175,6 +308,7 @@ impl From<SlimStatus> for PipelineRunStatus {
                 .child_references
                 .into_iter()
                 .map(|c| ChildStatusReference {
+                    kind: c.kind,
                     name: c.name,
                     pipeline_task_name: c.pipeline_task_name,
                     ..ChildStatusReference::default()
@@ -292,6 +426,45 @@ mod tests {
         let run: CachedRun = serde_json::from_value(v).unwrap();
         assert!(run.status.is_none());
         assert!(run.to_pipeline_run().status.is_none());
+    }
+
+    fn task_run_json(status: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+            "metadata": {"name": "wfe-0123456789abcdef-t", "namespace": "exec", "resourceVersion": "3",
+                         "labels": {labels::WORKFLOW_EXECUTION: "w", labels::SOURCE_NAMESPACE: "team",
+                                    PIPELINE_RUN_LABEL: "wfe-0123456789abcdef"}},
+            "spec": {"taskSpec": {"steps": [{"name": "apply", "image": "x", "script": "long"}]}},
+            "status": {
+                "podName": "p",
+                "conditions": [{"type": "Succeeded", "status": status, "reason": "Failed"}],
+                "steps": [{"name": "apply", "container": "step-apply",
+                           "terminated": {"exitCode": 137, "reason": "OOMKilled"}}],
+                "taskSpec": {"steps": [{"name": "apply"}]}
+            }
+        })
+    }
+
+    #[test]
+    fn a_failed_task_run_keeps_its_steps_for_classification() {
+        let tr: CachedTaskRun = serde_json::from_value(task_run_json("False")).unwrap();
+        assert_eq!(tr.pipeline_run.as_deref(), Some("wfe-0123456789abcdef"));
+        assert_eq!(tr.owner.as_ref().map(|o| o.name.as_str()), Some("w"));
+        assert!(tr.is_finished());
+        let s = tr.status.as_ref().unwrap();
+        assert_eq!(s.steps.len(), 1);
+        let t = s.steps[0].terminated.as_ref().unwrap();
+        assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")));
+        assert!(s.extra.is_empty() && s.pod_name.is_none());
+    }
+
+    #[test]
+    fn other_task_runs_keep_only_their_condition() {
+        for (status, finished) in [("True", true), ("Unknown", false)] {
+            let tr: CachedTaskRun = serde_json::from_value(task_run_json(status)).unwrap();
+            assert!(tr.status.as_ref().unwrap().steps.is_empty());
+            assert_eq!(tr.is_finished(), finished);
+        }
     }
 
     fn execution(phase: &str) -> WorkflowExecution {

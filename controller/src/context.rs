@@ -9,7 +9,7 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
-use crate::cache::CachedRun;
+use crate::cache::{CachedRun, CachedTaskRun};
 use crate::metrics::Metrics;
 use crate::own_writes::OwnWrites;
 
@@ -48,6 +48,7 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub runs: Store<CachedRun>,
+    pub task_runs: Store<CachedTaskRun>,
     /// Who publishes Events. Each Event is published once (one per transition), so no recorder —
     /// and no recorder cache, which would only grow — is kept between events.
     pub reporter: Reporter,

@@ -20,13 +20,11 @@ use wfe_shared::tekton::{PipelineRun, TaskRun};
 use wfe_shared::validation::validate;
 use wfe_shared::{WorkflowExecution, WorkflowExecutionStatus};
 
-use crate::cache::CachedRun;
+use crate::cache::{CachedRun, PIPELINE_RUN_LABEL};
 use crate::context::Context;
 
 /// Status writes are retried this many times on 409 before giving up until the next event.
 const MAX_ATTEMPTS: u32 = 5;
-/// Tekton's label on TaskRuns naming their PipelineRun.
-const TEKTON_PIPELINE_RUN_LABEL: &str = "tekton.dev/pipelineRun";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -341,19 +339,36 @@ async fn find_run(name: &str, ctx: &Context) -> Result<Option<PipelineRun>, Erro
     Ok(runs.get_opt(name).await?)
 }
 
-/// The TaskRuns that explain a failed PipelineRun, read fresh (their updates may reach any cache
-/// after the PipelineRun's). Nothing is read for a PipelineRun that has not failed.
+/// The TaskRuns that explain a failed PipelineRun. From the cache when it already holds every
+/// child of the run in a settled state; otherwise read fresh (a TaskRun's last update may reach the
+/// cache after its PipelineRun's). Nothing is read for a PipelineRun that has not failed.
 async fn task_runs_of(run: &PipelineRun, ctx: &Context) -> Result<Vec<TaskRun>, Error> {
-    let failed = run
-        .status
-        .as_ref()
-        .and_then(|s| wfe_shared::failure::succeeded(&s.conditions))
-        .is_some_and(|c| c.status == "False");
+    let Some(status) = run.status.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let failed =
+        wfe_shared::failure::succeeded(&status.conditions).is_some_and(|c| c.status == "False");
     if !failed {
         return Ok(Vec::new());
     }
-    let api: Api<TaskRun> = Api::namespaced(ctx.client.clone(), &ctx.settings.execution_namespace);
-    let selector = format!("{TEKTON_PIPELINE_RUN_LABEL}={}", run.name_any());
+    let exec_ns = &ctx.settings.execution_namespace;
+    let cached: Option<Vec<TaskRun>> = status
+        .child_references
+        .iter()
+        .filter(|c| c.kind.as_deref().is_none_or(|k| k == "TaskRun"))
+        .map(|c| {
+            ctx.task_runs
+                .get(&ObjectRef::new(&c.name).within(exec_ns))
+                .filter(|tr| tr.is_finished())
+                .map(|tr| tr.to_task_run())
+        })
+        .collect();
+    if let Some(task_runs) = cached {
+        return Ok(task_runs);
+    }
+    tracing::debug!(run = %run.name_any(), "TaskRuns not all settled in the cache; reading them");
+    let api: Api<TaskRun> = Api::namespaced(ctx.client.clone(), exec_ns);
+    let selector = format!("{PIPELINE_RUN_LABEL}={}", run.name_any());
     Ok(api
         .list(&kube::api::ListParams::default().labels(&selector))
         .await?

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::labels;
 
-use crate::cache::{CachedRun, trim_execution};
+use crate::cache::{CachedRun, CachedTaskRun, Owner, trim_execution};
 use crate::context::{Clock, Context, Settings};
 use crate::metrics::Metrics;
 use crate::reconcile::{error_policy, lock_expired, reconcile};
@@ -155,9 +155,9 @@ pub async fn run(
     Ok(())
 }
 
-/// The WorkflowExecution a PipelineRun belongs to, from its labels.
-fn owner_of(run: &CachedRun) -> Option<ObjectRef<WorkflowExecution>> {
-    let owner = run.owner.as_ref().filter(|o| !o.namespace.is_empty())?;
+/// The WorkflowExecution a PipelineRun or TaskRun belongs to, from its labels.
+fn owner_of(owner: &Option<Owner>) -> Option<ObjectRef<WorkflowExecution>> {
+    let owner = owner.as_ref().filter(|o| !o.namespace.is_empty())?;
     Some(ObjectRef::new(&owner.name).within(&owner.namespace))
 }
 
@@ -170,10 +170,19 @@ async fn run_controller(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let exec_ns = settings.execution_namespace.clone();
-    // Only our PipelineRuns, parsed into slim `CachedRun`s. TaskRuns are not watched: they cannot
-    // change an execution's status on their own, and when a PipelineRun fails its TaskRuns are read
-    // fresh to classify the failure.
+    // Only our PipelineRuns and TaskRuns (Tekton copies the PipelineRun's labels onto its TaskRuns),
+    // parsed into slim cached forms.
     let ours = watcher::Config::default().labels(labels::WORKFLOW_EXECUTION);
+    let (task_runs, task_runs_writer) = reflector::store();
+    let task_run_events = reflector::reflector(
+        task_runs_writer,
+        watcher(
+            Api::<CachedTaskRun>::namespaced(client.clone(), &exec_ns),
+            ours.clone(),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
     let (runs, runs_writer) = reflector::store();
     let run_events = reflector::reflector(
         runs_writer,
@@ -203,6 +212,7 @@ async fn run_controller(
         client,
         settings: settings.clone(),
         runs: runs.clone(),
+        task_runs: task_runs.clone(),
         reporter,
         metrics: health.metrics.clone(),
         clock,
@@ -210,8 +220,9 @@ async fn run_controller(
         own_writes: Default::default(),
     });
     {
-        let (runs, wfes, ready, metrics) = (
+        let (runs, task_runs, wfes, ready, metrics) = (
             runs.clone(),
+            task_runs.clone(),
             wfes.clone(),
             health.ready.clone(),
             health.metrics.clone(),
@@ -220,6 +231,7 @@ async fn run_controller(
         tokio::spawn(async move {
             let synced = async {
                 let _ = runs.wait_until_ready().await;
+                let _ = task_runs.wait_until_ready().await;
                 let _ = wfes.wait_until_ready().await;
             };
             tokio::select! {
@@ -240,7 +252,8 @@ async fn run_controller(
     let expired = expired_locks(wfes.clone(), runs, ctx.clone());
     Controller::for_stream(wfe_events, wfes)
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .watches_stream(run_events, |run| owner_of(&run))
+        .watches_stream(run_events, |run| owner_of(&run.owner))
+        .watches_stream(task_run_events, |tr| owner_of(&tr.owner))
         .reconcile_on(expired)
         .graceful_shutdown_on(async move { stop_signal.cancelled().await })
         .run(reconcile, error_policy, ctx)

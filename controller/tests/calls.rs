@@ -13,7 +13,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use wfe_controller::cache::CachedRun;
+use wfe_controller::cache::{CachedRun, CachedTaskRun};
 use wfe_controller::context::{Context, Settings};
 use wfe_controller::metrics::Metrics;
 use wfe_controller::reconcile::reconcile;
@@ -41,13 +41,25 @@ fn settings() -> Settings {
 
 /// A context over a mock API server, with the given PipelineRuns already cached.
 fn context(runs: Vec<PipelineRun>) -> (Arc<Context>, Handle) {
+    context_with(runs, vec![])
+}
+
+/// Cached as the controller caches them: parsed from the JSON the API server would send.
+fn cached<T: serde::Serialize, C: serde::de::DeserializeOwned>(obj: T) -> C {
+    serde_json::from_value(serde_json::to_value(obj).unwrap()).unwrap()
+}
+
+/// A context with PipelineRuns and TaskRuns already cached.
+fn context_with(runs: Vec<PipelineRun>, task_runs: Vec<Value>) -> (Arc<Context>, Handle) {
+    let mut task_run_writer: Writer<CachedTaskRun> = Writer::default();
+    for tr in task_runs {
+        task_run_writer.apply_watcher_event(&watcher::Event::Apply(cached(tr)));
+    }
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let mut writer: Writer<CachedRun> = Writer::default();
     for run in runs {
-        // Cached as the controller caches it: parsed from the JSON the API server would send.
-        let cached: CachedRun = serde_json::from_value(serde_json::to_value(run).unwrap()).unwrap();
-        writer.apply_watcher_event(&watcher::Event::Apply(cached));
+        writer.apply_watcher_event(&watcher::Event::Apply(cached::<_, CachedRun>(run)));
     }
     let ctx = Context {
         reporter: Reporter {
@@ -57,6 +69,7 @@ fn context(runs: Vec<PipelineRun>) -> (Arc<Context>, Handle) {
         client,
         settings: settings(),
         runs: writer.as_reader(),
+        task_runs: task_run_writer.as_reader(),
         metrics: Metrics::new().unwrap(),
         clock: Arc::new(|| k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()),
         leading: Arc::new(AtomicBool::new(true)),
@@ -324,4 +337,90 @@ async fn without_leadership_nothing_is_written() {
         "{result:?}"
     );
     verifier.await.unwrap();
+}
+
+/// A Running execution whose PipelineRun failed in task `remediate` (TaskRun `<run>-remediate`).
+fn failed_run() -> (WorkflowExecution, PipelineRun, Value) {
+    let mut obj = wfe(
+        json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
+        true,
+    );
+    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
+    let name = run.metadata.name.clone().unwrap();
+    obj.status
+        .as_mut()
+        .unwrap()
+        .pipeline_run_ref
+        .as_mut()
+        .unwrap()
+        .name = name.clone();
+    let tr_name = format!("{name}-remediate");
+    run.status = serde_json::from_value(json!({
+        "startTime": "2027-01-15T07:59:01Z", "completionTime": "2027-01-15T08:00:00Z",
+        "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "Tasks Completed: 1 (Failed: 1)"}],
+        "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": tr_name, "pipelineTaskName": "remediate"}]
+    }))
+    .unwrap();
+    let task_run = json!({
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "metadata": {"name": tr_name, "namespace": "exec", "resourceVersion": "5",
+                     "labels": {"tekton.dev/pipelineRun": name, "kubernaut.ai/workflow-execution": "restart-api",
+                                "kubernaut.ai/source-namespace": "team-a"}},
+        "spec": {},
+        "status": {"conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "step apply exited 137"}],
+                   "steps": [{"name": "apply", "container": "step-apply", "terminated": {"exitCode": 137, "reason": "OOMKilled"}}]}
+    });
+    (obj, run, task_run)
+}
+
+#[tokio::test]
+async fn a_failure_is_classified_from_cached_task_runs_without_reading_them() {
+    let (obj, run, task_run) = failed_run();
+    let (ctx, handle) = context_with(vec![run], vec![task_run]);
+    let verifier = tokio::spawn(serve(
+        handle,
+        vec![
+            call(
+                "PUT",
+                &status_path(),
+                200,
+                serde_json::to_value(&obj).unwrap(),
+            ),
+            call("POST", EVENTS, 201, event_reply()),
+        ],
+    ));
+    reconcile(Arc::new(obj), ctx).await.expect("reconcile");
+    let bodies = verifier.await.unwrap();
+    let details = &bodies[0]["status"]["failureDetails"];
+    assert_eq!(bodies[0]["status"]["phase"], "Failed");
+    assert_eq!(details["reason"], "OOMKilled");
+    assert_eq!(details["failedTaskName"], "remediate");
+    assert_eq!(details["exitCode"], 137);
+}
+
+#[tokio::test]
+async fn task_runs_missing_from_the_cache_are_read_once() {
+    let (obj, run, task_run) = failed_run();
+    let (ctx, handle) = context_with(vec![run], vec![]);
+    let verifier = tokio::spawn(serve(
+        handle,
+        vec![
+            call(
+                "GET",
+                "/apis/tekton.dev/v1/namespaces/exec/taskruns",
+                200,
+                json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRunList", "metadata": {}, "items": [task_run]}),
+            ),
+            call(
+                "PUT",
+                &status_path(),
+                200,
+                serde_json::to_value(&obj).unwrap(),
+            ),
+            call("POST", EVENTS, 201, event_reply()),
+        ],
+    ));
+    reconcile(Arc::new(obj), ctx).await.expect("reconcile");
+    let bodies = verifier.await.unwrap();
+    assert_eq!(bodies[1]["status"]["failureDetails"]["reason"], "OOMKilled");
 }
