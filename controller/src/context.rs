@@ -24,6 +24,8 @@ pub struct Settings {
     pub cooldown: Duration,
     /// Added to `executionConfig.timeout` before the controller's own deadline fires.
     pub deadline_grace: Duration,
+    /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` turns False.
+    pub pipeline_start_timeout: Duration,
     /// Reconciles running at once.
     pub concurrency: u16,
     /// Name of the leader Lease (in `lease_namespace`).

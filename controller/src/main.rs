@@ -37,8 +37,12 @@ struct Args {
     /// Grace added to executionConfig.timeout before the controller's own deadline fails an execution.
     #[arg(long, env = "WFE_DEADLINE_GRACE", default_value = "1m", value_parser = duration)]
     deadline_grace: Duration,
+    /// How long a created PipelineRun may stay unstarted before TektonPipelineRunning turns False
+    /// (PipelineFailedToStart); the execution still runs until its deadline.
+    #[arg(long, env = "WFE_PIPELINE_START_TIMEOUT", default_value = "5m", value_parser = duration)]
+    pipeline_start_timeout: Duration,
     /// Reconciles running at once.
-    #[arg(long, env = "WFE_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "WFE_CONCURRENCY", default_value_t = 64)]
     concurrency: u16,
     /// Leader-election Lease name.
     #[arg(long, env = "WFE_LEASE_NAME", default_value = "wfe-controller-leader")]
@@ -101,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         watch_namespace: args.watch_namespace,
         cooldown: args.cooldown,
         deadline_grace: args.deadline_grace,
+        pipeline_start_timeout: args.pipeline_start_timeout,
         concurrency: args.concurrency,
         lease_name: args.lease_name,
         lease_duration_seconds: args.lease_duration_seconds,

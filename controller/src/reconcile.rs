@@ -130,7 +130,10 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
             Err(e) => return Err(e),
         };
         if desired == before {
-            return Ok(action);
+            return Ok(match desired.phase {
+                Phase::Running => action_after(&current, &desired, ctx),
+                _ => action,
+            });
         }
         match write_status(&api, &current, &desired, ctx).await {
             Ok(written) => {
@@ -173,6 +176,7 @@ async fn decide(
     let clock = desired::Context {
         now: ctx.now(),
         deadline_grace: ctx.settings.deadline_grace,
+        start_timeout: ctx.settings.pipeline_start_timeout,
     };
     match status.phase {
         Phase::Pending => {
@@ -408,7 +412,9 @@ async fn write_status(
     Ok(written)
 }
 
-/// Requeue for what no watch event announces: the controller's own deadline and the cooldown.
+/// Requeue for what no watch event announces: a Running execution's start timeout and deadline.
+/// Returned by every reconcile of a Running execution, written or not: a trigger that merely
+/// re-runs the reconcile replaces the scheduled requeue, so each reconcile must schedule it again.
 fn action_after(
     wfe: &WorkflowExecution,
     status: &WorkflowExecutionStatus,
@@ -419,12 +425,20 @@ fn action_after(
         let due = t.0.as_second() as f64 + plus.as_secs_f64();
         Duration::from_secs_f64((due - now.as_second() as f64).max(1.0))
     };
-    match (status.phase, &status.start_time, &status.completion_time) {
-        (Phase::Running, Some(start), _) => {
-            let timeout = desired::execution_timeout(wfe);
-            Action::requeue(until(start, timeout + ctx.settings.deadline_grace))
-        }
-        _ => Action::await_change(),
+    let (Phase::Running, Some(start)) = (status.phase, &status.start_time) else {
+        return Action::await_change();
+    };
+    let deadline = until(
+        start,
+        desired::execution_timeout(wfe) + ctx.settings.deadline_grace,
+    );
+    // While the start timeout lies ahead it comes first (a no-op if the run has started by then).
+    let start_check = until(start, ctx.settings.pipeline_start_timeout);
+    let since_start = now.as_second() - start.0.as_second();
+    if (since_start as f64) < ctx.settings.pipeline_start_timeout.as_secs_f64() {
+        Action::requeue(start_check.min(deadline))
+    } else {
+        Action::requeue(deadline)
     }
 }
 

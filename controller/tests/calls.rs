@@ -30,6 +30,7 @@ fn settings() -> Settings {
         watch_namespace: None,
         cooldown: Duration::from_secs(300),
         deadline_grace: Duration::from_secs(60),
+        pipeline_start_timeout: Duration::from_secs(300),
         concurrency: 1,
         lease_name: "l".into(),
         lease_namespace: "exec".into(),

@@ -50,13 +50,17 @@ pub struct Context {
     /// Added to `executionConfig.timeout` before the controller's own deadline fires (Tekton's
     /// timeout should normally be seen first).
     pub deadline_grace: Duration,
+    /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` says
+    /// False / `PipelineFailedToStart` (the execution keeps running until its deadline).
+    pub start_timeout: Duration,
 }
 
 /// The status `wfe` should have after `observation`.
 ///
 /// One write per transition: terminal phases are returned unchanged, and so is a Running execution
 /// that stays Running — the PipelineRun's progress is recorded with the next transition's write
-/// instead of in a write of its own.
+/// instead of in a write of its own. The one exception is `TektonPipelineRunning` turning False
+/// (stuck past the start timeout) or back from False to True: an operator must see that at once.
 pub fn desired_status(
     wfe: &WorkflowExecution,
     observation: Observation<'_>,
@@ -151,10 +155,25 @@ pub fn desired_status(
         }
         Observation::PipelineRun { run, task_runs } => b.observe_run(run, task_runs, ctx),
     }
-    if was_running && b.status.phase == Phase::Running {
+    if was_running
+        && b.status.phase == Phase::Running
+        && !start_trouble_changed(&unchanged, &b.status)
+    {
         return unchanged;
     }
     b.status
+}
+
+/// True when `TektonPipelineRunning` turned False, or recovered from False.
+fn start_trouble_changed(
+    before: &WorkflowExecutionStatus,
+    after: &WorkflowExecutionStatus,
+) -> bool {
+    let running = |s: &WorkflowExecutionStatus| {
+        conditions::get(&s.conditions, T::TektonPipelineRunning).map(|c| c.status)
+    };
+    let (before, after) = (running(before), running(after));
+    (after == Some(S::False)) != (before == Some(S::False))
 }
 
 /// `executionConfig.timeout`, or the default when it is absent or unreadable: the PipelineRun's
@@ -202,6 +221,9 @@ impl Builder<'_> {
     }
 
     fn observe_run(&mut self, run: &PipelineRun, task_runs: &[TaskRun], ctx: &Context) {
+        if run.status.as_ref().is_none_or(|s| s.start_time.is_none()) {
+            self.check_start(run, ctx);
+        }
         let Some(status) = run.status.as_ref() else {
             return self.check_deadline(ctx);
         };
@@ -264,6 +286,41 @@ impl Builder<'_> {
             }
             _ => self.check_deadline(ctx),
         }
+    }
+
+    /// Created more than the start timeout ago and still not started: `TektonPipelineRunning` False /
+    /// `PipelineFailedToStart`, with what Tekton says about it.
+    fn check_start(&mut self, run: &PipelineRun, ctx: &Context) {
+        let Some(created) = self.status.start_time.as_ref().map(|t| t.0) else {
+            return;
+        };
+        let bound = SignedDuration::try_from(ctx.start_timeout).unwrap_or(SignedDuration::MAX);
+        if ctx.now.duration_since(created) <= bound {
+            return;
+        }
+        let tekton = run
+            .status
+            .as_ref()
+            .and_then(|s| succeeded(&s.conditions))
+            .map(|c| {
+                format!(
+                    "; Tekton says {}: {}",
+                    c.reason.as_deref().unwrap_or("nothing"),
+                    c.message.as_deref().unwrap_or("")
+                )
+            })
+            .unwrap_or_else(|| "; Tekton has not reported on it".to_owned());
+        let message = format!(
+            "PipelineRun {} has not started {} after it was created{tekton}",
+            run.metadata.name.as_deref().unwrap_or("?"),
+            format_duration(ctx.start_timeout)
+        );
+        self.condition(
+            T::TektonPipelineRunning,
+            S::False,
+            R::PipelineFailedToStart,
+            message,
+        );
     }
 
     /// Past `executionConfig.timeout` + grace with no terminal condition: Failed / DeadlineExceeded.

@@ -18,6 +18,7 @@ pub fn settings(watch_ns: &str, exec_ns: &str, identity: &str) -> Settings {
         watch_namespace: Some(watch_ns.to_owned()),
         cooldown: Duration::from_secs(300),
         deadline_grace: Duration::from_secs(1),
+        pipeline_start_timeout: Duration::from_secs(300),
         concurrency: 8,
         lease_name: format!("wfe-controller-{watch_ns}"),
         lease_namespace: exec_ns.to_owned(),

@@ -7,7 +7,7 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use wfe_shared::api::{ConditionStatus, ConditionType, FailureReason, Phase};
+use wfe_shared::api::{ConditionReason, ConditionStatus, ConditionType, FailureReason, Phase};
 use wfe_shared::pipelinerun::pipeline_run_name;
 use wfe_shared::tekton::{ParamValue, PipelineRun};
 use wfe_shared::{WorkflowExecution, WorkflowExecutionSpec};
@@ -651,6 +651,76 @@ async fn a_cooldown_that_ends_while_watching_releases_the_lock_without_any_new_e
         "lock held {held:?} for a 4 s cooldown"
     );
     assert_eq!(e.settled_event_count("cooled", "LockReleased").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_never_starts_is_reported_and_the_own_deadline_still_fires_after_other_events() {
+    let e = env("ctl-stuck").await;
+    let mut settings = settings(&e.ns, &e.exec_ns, "replica-a");
+    settings.pipeline_start_timeout = Duration::from_secs(2);
+    let _controller = ControllerReplica::start(e.client.clone(), settings);
+    // No Tekton at all: the PipelineRun is created and never starts.
+    let spec: WorkflowExecutionSpec = serde_json::from_value(json!({
+        "remediationRequestRef": {"name": "rr-stuck"},
+        "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0",
+                        "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"},
+        "targetResource": "ns1/deployment/stuck",
+        "executionConfig": {"timeout": "6s"}
+    }))
+    .unwrap();
+    e.wfes
+        .create(
+            &PostParams::default(),
+            &WorkflowExecution::new("stuck", spec),
+        )
+        .await
+        .unwrap();
+    e.wait_phase("stuck", Phase::Running).await;
+    // Tekton-like chatter after the Running write: each update re-runs the reconcile, which must
+    // keep the start check and the deadline scheduled.
+    let run_name = pipeline_run_name("ns1/deployment/stuck");
+    for i in 0..3 {
+        e.runs
+            .patch_status(&run_name, &PatchParams::default(), &Patch::Merge(json!({"status": {
+                "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending",
+                                "message": format!("waiting for resolution ({i})")}]}})))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let wfes = e.wfes.clone();
+    let stuck = eventually(
+        "TektonPipelineRunning to turn False",
+        Duration::from_secs(20),
+        || {
+            let wfes = wfes.clone();
+            async move {
+                let w = wfes.get("stuck").await.ok()?;
+                let s = w.status.clone()?;
+                let c = s
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == ConditionType::TektonPipelineRunning)?;
+                (c.status == ConditionStatus::False).then_some((s.phase, c.clone()))
+            }
+        },
+    )
+    .await;
+    assert_eq!(stuck.0, Phase::Running, "reported, not failed");
+    assert_eq!(stuck.1.reason, ConditionReason::PipelineFailedToStart);
+    assert!(
+        stuck
+            .1
+            .message
+            .contains("has not started 2s after it was created")
+            && stuck.1.message.contains("PipelineRunPending"),
+        "{}",
+        stuck.1.message
+    );
+    // 6s timeout + 1s grace: the controller's own deadline ends it.
+    let failed = e.wait_phase("stuck", Phase::Failed).await;
+    let details = failed.status.unwrap().failure_details.unwrap();
+    assert_eq!(details.reason, FailureReason::DeadlineExceeded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ fn ctx(secs: i64) -> Context {
     Context {
         now: ts(secs),
         deadline_grace: Duration::from_secs(60),
+        start_timeout: Duration::from_secs(120),
     }
 }
 
@@ -398,5 +399,80 @@ fn a_lock_held_by_another_execution_skips_and_an_unowned_run_fails() {
             .contains("carries no kubernaut.ai/workflow-execution label"),
         "{}",
         d.message
+    );
+}
+
+#[test]
+fn a_pipeline_run_stuck_unstarted_past_the_start_timeout_is_reported_once_then_recovers() {
+    let mut w = wfe();
+    step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    let pending = run(Some(cond("Unknown", "PipelineRunPending")), false, None);
+    let observe = |w: &WorkflowExecution, pr: &PipelineRun, at: i64| {
+        desired_status(
+            w,
+            Observation::PipelineRun {
+                run: pr,
+                task_runs: &[],
+            },
+            &ctx(at),
+        )
+    };
+    // Within the 2-minute start timeout: nothing to write.
+    assert_eq!(observe(&w, &pending, 120), w.status.clone().unwrap());
+    // Past it: one write with the condition False, still Running.
+    let s = observe(&w, &pending, 121);
+    assert_eq!(s.phase, Phase::Running);
+    let c = conditions::get(&s.conditions, T::TektonPipelineRunning).unwrap();
+    assert_eq!((c.status, c.reason), (S::False, R::PipelineFailedToStart));
+    assert!(
+        c.message
+            .contains("has not started 2m0s after it was created")
+            && c.message.contains("PipelineRunPending"),
+        "{}",
+        c.message
+    );
+    w.status = Some(s.clone());
+    // Said once: later reconciles change nothing.
+    assert_eq!(observe(&w, &pending, 300), s);
+    // It starts after all: the condition recovers at once.
+    let started = run(Some(cond("Unknown", "Running")), true, None);
+    let s = observe(&w, &started, 310);
+    let c = conditions::get(&s.conditions, T::TektonPipelineRunning).unwrap();
+    assert_eq!((c.status, c.reason), (S::True, R::PipelineStarted));
+    w.status = Some(s.clone());
+    assert_eq!(observe(&w, &started, 320), s, "and then stays quiet");
+}
+
+#[test]
+fn a_pipeline_run_that_starts_in_time_costs_no_extra_write() {
+    let mut w = wfe();
+    step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    let started = run(Some(cond("Unknown", "Running")), true, None);
+    let s = desired_status(
+        &w,
+        Observation::PipelineRun {
+            run: &started,
+            task_runs: &[],
+        },
+        &ctx(500),
+    );
+    assert_eq!(
+        s,
+        w.status.clone().unwrap(),
+        "progress waits for the next transition"
     );
 }

@@ -39,8 +39,8 @@ struct Args {
     /// Create at this many per second (0: as fast as the creators go).
     #[arg(long, default_value_t = 0)]
     rate: u64,
-    /// Controller reconcile concurrency.
-    #[arg(long, default_value_t = 32)]
+    /// Controller reconcile concurrency (the controller's default).
+    #[arg(long, default_value_t = 64)]
     concurrency: u16,
     /// Idle period after the run in which writes are counted (must be zero for the controller).
     #[arg(long, default_value_t = 10)]
