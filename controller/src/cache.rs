@@ -322,17 +322,18 @@ impl From<SlimStatus> for PipelineRunStatus {
 /// Drops what a terminal (Completed, Failed, Skipped) execution's reconcile never reads; keeps
 /// identity, finalizers, deletion, the target and workflow, and the status fields that lock release
 /// and the per-target history (phase, times, PipelineRun, failure class, counters) are made of.
-/// Executions still in flight are only stripped of their managed fields.
+/// Executions still in flight lose only the metadata no reconcile reads (managed fields, labels,
+/// annotations — `kubectl apply`'s last-applied copy of the object among them).
 pub fn trim_execution(wfe: &mut WorkflowExecution) {
     let m = &mut wfe.metadata;
     m.managed_fields = None;
+    m.annotations = None;
+    m.labels = None;
+    m.owner_references = None;
     let terminal = wfe.status.as_ref().is_some_and(|s| s.phase.is_terminal());
     if !terminal {
         return;
     }
-    m.annotations = None;
-    m.labels = None;
-    m.owner_references = None;
     let spec = &mut wfe.spec;
     spec.parameters = BTreeMap::new();
     spec.rationale = None;
@@ -487,13 +488,14 @@ mod tests {
     }
 
     #[test]
-    fn executions_in_flight_lose_only_their_managed_fields() {
+    fn executions_in_flight_lose_only_metadata_no_reconcile_reads() {
         for phase in ["Pending", "Running"] {
             let original = execution(phase);
             let mut w = original.clone();
             trim_execution(&mut w);
-            assert!(w.metadata.managed_fields.is_none());
+            assert!(w.metadata.managed_fields.is_none() && w.metadata.labels.is_none());
             w.metadata.managed_fields = original.metadata.managed_fields.clone();
+            w.metadata.labels = original.metadata.labels.clone();
             assert_eq!(w, original, "{phase}");
         }
     }

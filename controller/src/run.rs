@@ -241,9 +241,14 @@ async fn run_controller(
                 }
                 _ = stop.cancelled() => return,
             }
-            // Keep the lock-holder gauge current.
+            // Keep the lock-holder gauge current, and give memory back every 10 s.
+            let mut tick: u64 = 0;
             while !stop.is_cancelled() {
                 metrics.lock_holders.set(runs.len() as i64);
+                if tick.is_multiple_of(5) {
+                    release_free_memory();
+                }
+                tick += 1;
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
@@ -300,4 +305,16 @@ fn expired_locks(
         }
     })
     .flatten()
+}
+
+/// Returns freed heap pages to the OS. Watch events are parsed into short-lived buffers between
+/// long-lived cache entries, and executions are trimmed once terminal, so glibc's heap keeps many
+/// free pages that it would otherwise hold on to (measured: 10,000 executions drained from a
+/// backlog, see docs/benchmarks.md).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory the allocator has already freed.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -249,6 +249,11 @@ async fn main() -> anyhow::Result<()> {
     }))?;
     let before = writes(&client).await?;
     let mut started = Instant::now();
+    // The controller's CPU from here on (in backlog mode: from its start, initial list included).
+    let cpu_before = controller
+        .as_ref()
+        .map(|c| cpu_seconds(c.0.id()))
+        .unwrap_or(0.0);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut creators = Vec::new();
     for _ in 0..args.creators {
@@ -290,8 +295,6 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let pid = controller.0.id();
-    // In backlog mode the controller's CPU so far is its start-up: counted too.
-    let cpu_before = if args.backlog { 0.0 } else { cpu_seconds(pid) };
     let deadline = Instant::now() + Duration::from_secs(600);
     while completed.lock().unwrap().len() < args.executions {
         if Instant::now() > deadline {
