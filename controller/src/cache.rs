@@ -4,10 +4,10 @@
 //! (docs/benchmarks.md), so the caches hold only what a reconcile reads:
 //! - PipelineRuns are parsed into [`CachedRun`] — identity, the two owner labels and the status
 //!   fields the desired status is computed from. Their spec and managed fields are never even parsed.
-//! - WorkflowExecutions are kept whole while they are Pending or Running (a reconcile builds the
-//!   PipelineRun from the spec and recomputes the whole status), and trimmed by
-//!   [`trim_execution`] once terminal: a terminal status is never rewritten, so only what lock
-//!   release, deletion and messages need remains.
+//! - WorkflowExecutions keep their spec and status while they are Pending or Running (a reconcile
+//!   builds the PipelineRun from the spec and recomputes the whole status) and lose only metadata no
+//!   reconcile reads; once terminal, [`trim_execution`] trims them further: a terminal status is
+//!   never rewritten, so only what lock release, deletion and messages need remains.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ use wfe_shared::tekton::{
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(from = "RawRun")]
 pub struct CachedRun {
-    /// Name, namespace, uid and resourceVersion only.
+    /// Name, namespace, uid, resourceVersion and deletionTimestamp only.
     pub metadata: ObjectMeta,
     /// The WorkflowExecution its labels name.
     pub owner: Option<Owner>,
@@ -116,6 +116,7 @@ struct SlimMeta {
     namespace: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
+    deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
 }
@@ -139,6 +140,7 @@ impl SlimMeta {
             namespace: self.namespace,
             uid: self.uid,
             resource_version: self.resource_version,
+            deletion_timestamp: self.deletion_timestamp,
             ..ObjectMeta::default()
         };
         (meta, owner, self.labels)

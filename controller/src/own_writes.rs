@@ -50,7 +50,8 @@ impl OwnWrites {
 
     /// Records that `written` (the API server's response) replaced the versions `superseded`.
     pub fn record(&self, superseded: Vec<String>, mut written: WorkflowExecution) {
-        written.metadata.managed_fields = None;
+        // Kept as the cache would keep it.
+        crate::cache::trim_execution(&mut written);
         if let Ok(mut entries) = self.entries.lock() {
             let k = key(&written);
             let mut all = entries.remove(&k).map(|w| w.superseded).unwrap_or_default();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -57,6 +57,10 @@ fn post_params() -> PostParams {
 
 fn is_conflict(e: &Error) -> bool {
     matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 409)
+}
+
+fn is_kube_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 fn is_not_found(e: &kube::Error) -> bool {
@@ -129,7 +133,9 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
             }
             Err(e) => return Err(e),
         };
-        if desired == before {
+        // A terminal status is final (and the cached copy of a terminal execution is trimmed): never
+        // written again.
+        if desired == before || before.phase.is_terminal() {
             return Ok(match desired.phase {
                 Phase::Running => action_after(&current, &desired, ctx),
                 _ => action,
@@ -280,7 +286,16 @@ async fn ensure_pipeline_run(
     let name = desired.name_any();
     let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), exec_ns);
     // Here the name is taken (in the cache, or `AlreadyExists`): whose PipelineRun is it?
-    let run = match ctx.runs.get(&ObjectRef::new(&name).within(exec_ns)) {
+    // A cached run of ours is adopted at once. Any other cached answer (another execution's run,
+    // possibly already deleted) is confirmed by the API server: the create either succeeds or says
+    // who holds the name now.
+    let ns = current.namespace().unwrap_or_default();
+    let me = current.name_any();
+    let cached = ctx
+        .runs
+        .get(&ObjectRef::new(&name).within(exec_ns))
+        .filter(|run| run.is_owned_by(&ns, &me));
+    let run = match cached {
         Some(run) => run,
         None => {
             if !ctx.is_leading() {
@@ -310,7 +325,6 @@ async fn ensure_pipeline_run(
             }
         }
     };
-    let (ns, me) = (current.namespace().unwrap_or_default(), current.name_any());
     let outcome = if run.is_owned_by(&ns, &me) {
         Created::Adopted(name)
     } else {
@@ -468,7 +482,11 @@ async fn release_lock(
     let Some(cached) = ctx.runs.get(&ObjectRef::new(&run.name).within(exec_ns)) else {
         return Ok(Action::await_change());
     };
-    if !cached.is_owned_by(&wfe.namespace().unwrap_or_default(), &wfe.name_any()) {
+    // Someone else's run under this name (a later execution's), or already being deleted (another
+    // finalizer holds it): nothing to release, and nothing to announce again.
+    if !cached.is_owned_by(&wfe.namespace().unwrap_or_default(), &wfe.name_any())
+        || cached.metadata.deletion_timestamp.is_some()
+    {
         return Ok(Action::await_change());
     }
     // Not yet: the lock sweep (`run::expired_locks`) asks again once the cooldown is over.
@@ -479,7 +497,8 @@ async fn release_lock(
         return Err(Error::NotLeader);
     }
     let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), exec_ns);
-    match runs.delete(&run.name, &DeleteParams::background()).await {
+    let delete = this_one(cached.metadata.uid.clone());
+    match runs.delete(&run.name, &delete).await {
         Ok(_) => {
             publish(
                 wfe,
@@ -495,10 +514,22 @@ async fn release_lock(
             )
             .await;
         }
-        Err(e) if is_not_found(&e) => {}
+        // Gone, or replaced by another run of the same name (uid precondition): not ours to release.
+        Err(e) if is_not_found(&e) || is_kube_conflict(&e) => {}
         Err(e) => return Err(e.into()),
     }
     Ok(Action::await_change())
+}
+
+/// A background delete of exactly the object with `uid`: a newer object of the same name is a 409.
+fn this_one(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    }
 }
 
 /// Deletion: remove our PipelineRun (cancelling it if running), then release the finalizer.
@@ -526,9 +557,12 @@ async fn cleanup(
     if let Some(run) = runs.get_opt(&name).await?
         && is_owned_by(&run, &wfe.namespace().unwrap_or_default(), &wfe.name_any())
     {
-        match runs.delete(&name, &DeleteParams::background()).await {
+        match runs
+            .delete(&name, &this_one(run.metadata.uid.clone()))
+            .await
+        {
             Ok(_) => deleted = true,
-            Err(e) if is_not_found(&e) => {}
+            Err(e) if is_not_found(&e) || is_kube_conflict(&e) => {}
             Err(e) => {
                 publish(
                     wfe,

@@ -246,7 +246,7 @@ async fn run_controller(
             while !stop.is_cancelled() {
                 metrics.lock_holders.set(runs.len() as i64);
                 if tick.is_multiple_of(5) {
-                    release_free_memory();
+                    let _ = tokio::task::spawn_blocking(release_free_memory).await;
                 }
                 tick += 1;
                 tokio::time::sleep(Duration::from_secs(2)).await;
@@ -294,10 +294,15 @@ fn expired_locks(
                 .into_iter()
                 .filter(|w| lock_expired(w, now, ctx.settings.cooldown))
                 .filter(|w| {
+                    // Only a lock this execution still holds: the run under that name is its own
+                    // (not a later execution's on the same target) and not already being deleted.
                     let run = w.status.as_ref().and_then(|s| s.pipeline_run_ref.as_ref());
-                    run.is_some_and(|r| {
-                        runs.get(&ObjectRef::new(&r.name).within(exec_ns)).is_some()
-                    })
+                    let ns = w.metadata.namespace.as_deref().unwrap_or_default();
+                    let name = w.metadata.name.as_deref().unwrap_or_default();
+                    run.and_then(|r| runs.get(&ObjectRef::new(&r.name).within(exec_ns)))
+                        .is_some_and(|r| {
+                            r.is_owned_by(ns, name) && r.metadata.deletion_timestamp.is_none()
+                        })
                 })
                 .map(|w| ObjectRef::from_obj(&*w))
                 .collect();

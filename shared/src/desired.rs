@@ -16,7 +16,7 @@ use crate::conditions;
 use crate::duration::{format_duration, parse_go_duration};
 use crate::failure::{Classification, classify, succeeded};
 use crate::limits::DEFAULT_TIMEOUT;
-use crate::tekton::{PipelineRun, TaskRun};
+use crate::tekton::{PipelineRun, PipelineRunStatus, TaskRun};
 use crate::validation::Report;
 
 /// What one reconcile learned.
@@ -164,6 +164,22 @@ pub fn desired_status(
     b.status
 }
 
+/// Whether the PipelineRun has really started running its tasks. Tekton sets `startTime` (and
+/// `Succeeded=Unknown/Started`) on its first look at a run, before resolving the pipeline or creating
+/// any TaskRun, so neither says it started: reason `Running` does (TaskRuns exist), and so does an
+/// end that ran tasks.
+pub fn has_started(status: Option<&PipelineRunStatus>) -> bool {
+    let Some(s) = status else {
+        return false;
+    };
+    match succeeded(&s.conditions) {
+        Some(c) if c.status == "True" => true,
+        Some(c) if c.status == "False" => !s.child_references.is_empty(),
+        Some(c) => c.reason.as_deref() == Some("Running"),
+        None => false,
+    }
+}
+
 /// True when `TektonPipelineRunning` turned False, or recovered from False.
 fn start_trouble_changed(
     before: &WorkflowExecutionStatus,
@@ -221,7 +237,8 @@ impl Builder<'_> {
     }
 
     fn observe_run(&mut self, run: &PipelineRun, task_runs: &[TaskRun], ctx: &Context) {
-        if run.status.as_ref().is_none_or(|s| s.start_time.is_none()) {
+        let started = has_started(run.status.as_ref());
+        if !started {
             self.check_start(run, ctx);
         }
         let Some(status) = run.status.as_ref() else {
@@ -254,7 +271,7 @@ impl Builder<'_> {
             completed_tasks: completed,
             total_tasks: total,
         });
-        if status.start_time.is_some() {
+        if started {
             self.condition(
                 T::TektonPipelineRunning,
                 S::True,

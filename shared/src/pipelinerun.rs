@@ -113,8 +113,8 @@ pub fn build(wfe: &WorkflowExecution, execution_namespace: &str) -> PipelineRun 
 }
 
 /// True when `run` is labelled as the PipelineRun of the WorkflowExecution `namespace/name`.
-pub fn is_owned_by<R: kube::Resource>(run: &R, namespace: &str, name: &str) -> bool {
-    let labels = run.meta().labels.as_ref();
+pub fn is_owned_by(run: &PipelineRun, namespace: &str, name: &str) -> bool {
+    let labels = run.metadata.labels.as_ref();
     let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
     owner_labels_match(
         get(labels::WORKFLOW_EXECUTION),

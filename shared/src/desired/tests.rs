@@ -441,6 +441,10 @@ fn a_pipeline_run_stuck_unstarted_past_the_start_timeout_is_reported_once_then_r
     w.status = Some(s.clone());
     // Said once: later reconciles change nothing.
     assert_eq!(observe(&w, &pending, 300), s);
+    // Tekton's first look (startTime, reason Started) is not a start.
+    let mut looked_at = run(Some(cond("Unknown", "Started")), true, None);
+    looked_at.status.as_mut().unwrap().child_references.clear();
+    assert_eq!(observe(&w, &looked_at, 305), s);
     // It starts after all: the condition recovers at once.
     let started = run(Some(cond("Unknown", "Running")), true, None);
     let s = observe(&w, &started, 310);
