@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::Resource;
 use serde::Deserialize;
 use wfe_shared::WorkflowExecution;
@@ -86,6 +86,12 @@ impl CachedRun {
         }
     }
 
+    /// The lock this run represents is still held by `namespace/name`: the run is that execution's
+    /// and is not already being deleted.
+    pub fn is_lock_of(&self, namespace: &str, name: &str) -> bool {
+        self.is_owned_by(namespace, name) && self.metadata.deletion_timestamp.is_none()
+    }
+
     /// True when its labels name the WorkflowExecution `namespace/name`.
     pub fn is_owned_by(&self, namespace: &str, name: &str) -> bool {
         let owner = self.owner.as_ref();
@@ -116,7 +122,7 @@ struct SlimMeta {
     namespace: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
-    deletion_timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    deletion_timestamp: Option<Time>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
 }
@@ -204,8 +210,8 @@ struct RawTaskRun {
 struct SlimTaskRunStatus {
     #[serde(default)]
     conditions: Vec<KnativeCondition>,
-    start_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    completion_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    start_time: Option<Time>,
+    completion_time: Option<Time>,
     #[serde(default)]
     steps: Vec<SlimStep>,
 }
@@ -224,16 +230,7 @@ impl From<RawTaskRun> for CachedTaskRun {
     fn from(raw: RawTaskRun) -> Self {
         let (metadata, owner, mut rest) = raw.metadata.split();
         let status = raw.status.map(|s| {
-            let conditions: Vec<KnativeCondition> = s
-                .conditions
-                .into_iter()
-                .filter(|c| c.type_ == "Succeeded")
-                .map(|c| KnativeCondition {
-                    last_transition_time: None,
-                    severity: None,
-                    ..c
-                })
-                .collect();
+            let conditions = succeeded_only(s.conditions);
             let failed = conditions.iter().any(|c| c.status == "False");
             let steps = match failed {
                 true => s.steps.into_iter().map(StepState::from).collect(),
@@ -257,6 +254,19 @@ impl From<RawTaskRun> for CachedTaskRun {
     }
 }
 
+/// The `Succeeded` condition, without the fields nothing reads.
+fn succeeded_only(conditions: Vec<KnativeCondition>) -> Vec<KnativeCondition> {
+    conditions
+        .into_iter()
+        .filter(|c| c.type_ == "Succeeded")
+        .map(|c| KnativeCondition {
+            last_transition_time: None,
+            severity: None,
+            ..c
+        })
+        .collect()
+}
+
 impl From<SlimStep> for StepState {
     fn from(st: SlimStep) -> Self {
         StepState {
@@ -277,8 +287,8 @@ impl From<SlimStep> for StepState {
 struct SlimStatus {
     #[serde(default)]
     conditions: Vec<KnativeCondition>,
-    start_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
-    completion_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    start_time: Option<Time>,
+    completion_time: Option<Time>,
     #[serde(default)]
     child_references: Vec<SlimChild>,
 }
@@ -294,16 +304,7 @@ struct SlimChild {
 impl From<SlimStatus> for PipelineRunStatus {
     fn from(s: SlimStatus) -> Self {
         PipelineRunStatus {
-            conditions: s
-                .conditions
-                .into_iter()
-                .filter(|c| c.type_ == "Succeeded")
-                .map(|c| KnativeCondition {
-                    last_transition_time: None,
-                    severity: None,
-                    ..c
-                })
-                .collect(),
+            conditions: succeeded_only(s.conditions),
             start_time: s.start_time,
             completion_time: s.completion_time,
             child_references: s

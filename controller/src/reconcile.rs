@@ -56,7 +56,7 @@ fn post_params() -> PostParams {
 }
 
 fn is_conflict(e: &Error) -> bool {
-    matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == 409)
+    matches!(e, Error::Kube(k) if is_kube_conflict(k))
 }
 
 fn is_kube_conflict(e: &kube::Error) -> bool {
@@ -447,13 +447,10 @@ fn action_after(
         desired::execution_timeout(wfe) + ctx.settings.deadline_grace,
     );
     // While the start timeout lies ahead it comes first (a no-op if the run has started by then).
-    let start_check = until(start, ctx.settings.pipeline_start_timeout);
-    let since_start = now.as_second() - start.0.as_second();
-    if (since_start as f64) < ctx.settings.pipeline_start_timeout.as_secs_f64() {
-        Action::requeue(start_check.min(deadline))
-    } else {
-        Action::requeue(deadline)
-    }
+    let since_start = (now.as_second() - start.0.as_second()) as f64;
+    let start_check = (since_start < ctx.settings.pipeline_start_timeout.as_secs_f64())
+        .then(|| until(start, ctx.settings.pipeline_start_timeout));
+    Action::requeue(start_check.map_or(deadline, |check| check.min(deadline)))
 }
 
 /// True when `wfe` finished (Completed/Failed) with a PipelineRun and its cooldown is over.
@@ -484,9 +481,7 @@ async fn release_lock(
     };
     // Someone else's run under this name (a later execution's), or already being deleted (another
     // finalizer holds it): nothing to release, and nothing to announce again.
-    if !cached.is_owned_by(&wfe.namespace().unwrap_or_default(), &wfe.name_any())
-        || cached.metadata.deletion_timestamp.is_some()
-    {
+    if !cached.is_lock_of(&wfe.namespace().unwrap_or_default(), &wfe.name_any()) {
         return Ok(Action::await_change());
     }
     // Not yet: the lock sweep (`run::expired_locks`) asks again once the cooldown is over.

@@ -300,9 +300,7 @@ fn expired_locks(
                     let ns = w.metadata.namespace.as_deref().unwrap_or_default();
                     let name = w.metadata.name.as_deref().unwrap_or_default();
                     run.and_then(|r| runs.get(&ObjectRef::new(&r.name).within(exec_ns)))
-                        .is_some_and(|r| {
-                            r.is_owned_by(ns, name) && r.metadata.deletion_timestamp.is_none()
-                        })
+                        .is_some_and(|r| r.is_lock_of(ns, name))
                 })
                 .map(|w| ObjectRef::from_obj(&*w))
                 .collect();

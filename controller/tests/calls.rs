@@ -97,6 +97,24 @@ fn wfe(status: Value, finalized: bool) -> WorkflowExecution {
     serde_json::from_value(obj).unwrap()
 }
 
+/// A Running execution and its PipelineRun (built as the controller builds it) with `run_status`.
+fn running(run_status: Value) -> (WorkflowExecution, PipelineRun) {
+    let mut obj = wfe(
+        json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
+        true,
+    );
+    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
+    obj.status
+        .as_mut()
+        .unwrap()
+        .pipeline_run_ref
+        .as_mut()
+        .unwrap()
+        .name = run.metadata.name.clone().unwrap();
+    run.status = serde_json::from_value(run_status).unwrap();
+    (obj, run)
+}
+
 /// One expected call: method, path (without query), and the answer.
 struct Call {
     method: &'static str,
@@ -157,6 +175,16 @@ async fn serve(mut handle: Handle, script: Vec<Call>) -> Vec<Value> {
     bodies
 }
 
+/// The status write succeeding, answered with `obj`.
+fn status_written(obj: &WorkflowExecution) -> Call {
+    call(
+        "PUT",
+        &status_path(),
+        200,
+        serde_json::to_value(obj).unwrap(),
+    )
+}
+
 fn status_path() -> String {
     "/apis/kubernaut.ai/v1alpha1/namespaces/team-a/workflowexecutions/restart-api/status".into()
 }
@@ -182,12 +210,7 @@ async fn pending_creates_the_pipeline_run_then_writes_status_once_and_one_event(
         handle,
         vec![
             call("POST", RUNS, 201, serde_json::to_value(&run).unwrap()),
-            call(
-                "PUT",
-                &status_path(),
-                200,
-                serde_json::to_value(&obj).unwrap(),
-            ),
+            status_written(&obj),
             call("POST", EVENTS, 201, event_reply()),
         ],
     ));
@@ -229,12 +252,7 @@ async fn a_409_on_the_status_write_is_reread_and_recomputed_without_repeating_th
                 200,
                 serde_json::to_value(&newer).unwrap(),
             ),
-            call(
-                "PUT",
-                &status_path(),
-                200,
-                serde_json::to_value(&newer).unwrap(),
-            ),
+            status_written(&newer),
             call("POST", EVENTS, 201, event_reply()),
         ],
     ));
@@ -265,21 +283,8 @@ async fn a_409_on_the_status_write_is_reread_and_recomputed_without_repeating_th
 
 #[tokio::test]
 async fn a_no_op_reconcile_makes_no_call_at_all() {
-    let mut obj = wfe(
-        json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
-        true,
-    );
-    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
-    obj.status
-        .as_mut()
-        .unwrap()
-        .pipeline_run_ref
-        .as_mut()
-        .unwrap()
-        .name = run.metadata.name.clone().unwrap();
-    run.status = serde_json::from_value(json!({"startTime": "2027-01-15T07:59:01Z",
-        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}))
-    .unwrap();
+    let (obj, run) = running(json!({"startTime": "2027-01-15T07:59:01Z",
+        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}]}));
     let (ctx, handle) = context(vec![run]);
     let verifier = tokio::spawn(serve(handle, vec![]));
     reconcile(Arc::new(obj), ctx).await.expect("reconcile");
@@ -288,33 +293,15 @@ async fn a_no_op_reconcile_makes_no_call_at_all() {
 
 #[tokio::test]
 async fn completion_is_one_status_write_and_one_event() {
-    let mut obj = wfe(
-        json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
-        true,
-    );
-    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
-    obj.status
-        .as_mut()
-        .unwrap()
-        .pipeline_run_ref
-        .as_mut()
-        .unwrap()
-        .name = run.metadata.name.clone().unwrap();
-    run.status = serde_json::from_value(
+    let (obj, run) = running(
         json!({"startTime": "2027-01-15T07:59:01Z", "completionTime": "2027-01-15T08:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]}),
-    )
-    .unwrap();
+    );
     let (ctx, handle) = context(vec![run]);
     let verifier = tokio::spawn(serve(
         handle,
         vec![
-            call(
-                "PUT",
-                &status_path(),
-                200,
-                serde_json::to_value(&obj).unwrap(),
-            ),
+            status_written(&obj),
             call("POST", EVENTS, 201, event_reply()),
         ],
     ));
@@ -342,26 +329,13 @@ async fn without_leadership_nothing_is_written() {
 
 /// A Running execution whose PipelineRun failed in task `remediate` (TaskRun `<run>-remediate`).
 fn failed_run() -> (WorkflowExecution, PipelineRun, Value) {
-    let mut obj = wfe(
-        json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
-        true,
-    );
-    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
-    let name = run.metadata.name.clone().unwrap();
-    obj.status
-        .as_mut()
-        .unwrap()
-        .pipeline_run_ref
-        .as_mut()
-        .unwrap()
-        .name = name.clone();
+    let name = wfe_shared::pipelinerun::pipeline_run_name("payments/deployment/api");
     let tr_name = format!("{name}-remediate");
-    run.status = serde_json::from_value(json!({
+    let (obj, run) = running(json!({
         "startTime": "2027-01-15T07:59:01Z", "completionTime": "2027-01-15T08:00:00Z",
         "conditions": [{"type": "Succeeded", "status": "False", "reason": "Failed", "message": "Tasks Completed: 1 (Failed: 1)"}],
         "childReferences": [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": tr_name, "pipelineTaskName": "remediate"}]
-    }))
-    .unwrap();
+    }));
     let task_run = json!({
         "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
         "metadata": {"name": tr_name, "namespace": "exec", "resourceVersion": "5",
@@ -381,12 +355,7 @@ async fn a_failure_is_classified_from_cached_task_runs_without_reading_them() {
     let verifier = tokio::spawn(serve(
         handle,
         vec![
-            call(
-                "PUT",
-                &status_path(),
-                200,
-                serde_json::to_value(&obj).unwrap(),
-            ),
+            status_written(&obj),
             call("POST", EVENTS, 201, event_reply()),
         ],
     ));
@@ -412,12 +381,7 @@ async fn task_runs_missing_from_the_cache_are_read_once() {
                 200,
                 json!({"apiVersion": "tekton.dev/v1", "kind": "TaskRunList", "metadata": {}, "items": [task_run]}),
             ),
-            call(
-                "PUT",
-                &status_path(),
-                200,
-                serde_json::to_value(&obj).unwrap(),
-            ),
+            status_written(&obj),
             call("POST", EVENTS, 201, event_reply()),
         ],
     ));

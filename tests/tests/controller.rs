@@ -73,6 +73,21 @@ impl Env {
             .expect("create WorkflowExecution")
     }
 
+    /// Waits until the PipelineRun holding `target`'s lock is gone.
+    async fn wait_run_deleted(&self, target: &str) {
+        let runs = self.runs.clone();
+        let name = pipeline_run_name(target);
+        eventually(
+            "the PipelineRun to be deleted",
+            Duration::from_secs(30),
+            || {
+                let (runs, name) = (runs.clone(), name.clone());
+                async move { runs.get_opt(&name).await.ok()?.is_none().then_some(()) }
+            },
+        )
+        .await;
+    }
+
     async fn wait_phase(&self, name: &str, phase: Phase) -> WorkflowExecution {
         let api = self.wfes.clone();
         eventually(
@@ -586,22 +601,7 @@ async fn after_the_cooldown_the_lock_is_released_once() {
         .await
         .unwrap();
     e.wait_phase("finished", Phase::Completed).await;
-    let runs = e.runs.clone();
-    eventually(
-        "the PipelineRun to be deleted",
-        Duration::from_secs(30),
-        || {
-            let runs = runs.clone();
-            async move {
-                runs.get_opt(&pipeline_run_name(target))
-                    .await
-                    .ok()?
-                    .is_none()
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    e.wait_run_deleted(target).await;
     assert_eq!(e.settled_event_count("finished", "LockReleased").await, 1);
     // The target is free again: a new execution runs.
     e.create("next", target, Some("hang")).await;
@@ -628,22 +628,7 @@ async fn a_cooldown_that_ends_while_watching_releases_the_lock_without_any_new_e
             .is_some(),
         "the lock is held during the cooldown"
     );
-    let runs = e.runs.clone();
-    eventually(
-        "the PipelineRun to be deleted after the cooldown",
-        Duration::from_secs(30),
-        || {
-            let runs = runs.clone();
-            async move {
-                runs.get_opt(&pipeline_run_name(target))
-                    .await
-                    .ok()?
-                    .is_none()
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    e.wait_run_deleted(target).await;
     let held = completed_at.elapsed();
     // Completion time has a 1 s resolution, and the sweep runs every second for a 4 s cooldown.
     assert!(

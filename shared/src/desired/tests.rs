@@ -94,6 +94,20 @@ fn step(w: &mut WorkflowExecution, obs: Observation<'_>, at: i64) -> WorkflowExe
     s
 }
 
+/// An execution whose PipelineRun was created at time 0 (Running).
+fn running() -> WorkflowExecution {
+    let mut w = wfe();
+    step(
+        &mut w,
+        Observation::PipelineRunCreated {
+            name: "wfe-0011223344556677",
+            adopted: false,
+        },
+        0,
+    );
+    w
+}
+
 #[test]
 fn created_then_running_then_completed() {
     let mut w = wfe();
@@ -163,15 +177,7 @@ fn created_then_running_then_completed() {
 #[test]
 fn recomputing_from_the_same_observation_changes_nothing() {
     // What makes a no-op reconcile write nothing: the desired status is a fixed point.
-    let mut w = wfe();
-    step(
-        &mut w,
-        Observation::PipelineRunCreated {
-            name: "wfe-0011223344556677",
-            adopted: false,
-        },
-        0,
-    );
+    let mut w = running();
     let pr = run(Some(cond("Unknown", "Running")), true, None);
     let first = step(
         &mut w,
@@ -211,15 +217,7 @@ fn recomputing_from_the_same_observation_changes_nothing() {
 
 #[test]
 fn an_oom_failure_is_classified_and_explained() {
-    let mut w = wfe();
-    step(
-        &mut w,
-        Observation::PipelineRunCreated {
-            name: "wfe-0011223344556677",
-            adopted: false,
-        },
-        0,
-    );
+    let mut w = running();
     let pr = run(Some(cond("False", "Failed")), true, Some(125));
     let trs = [task_run("False", 137, "OOMKilled")];
     let s = step(
@@ -277,15 +275,7 @@ fn an_oom_failure_is_classified_and_explained() {
 
 #[test]
 fn a_pipeline_run_deleted_externally_fails_the_execution() {
-    let mut w = wfe();
-    step(
-        &mut w,
-        Observation::PipelineRunCreated {
-            name: "wfe-0011223344556677",
-            adopted: false,
-        },
-        0,
-    );
+    let mut w = running();
     let s = step(&mut w, Observation::PipelineRunMissing, 30);
     assert_eq!(s.phase, Phase::Failed);
     let d = s.failure_details.unwrap();
@@ -298,15 +288,7 @@ fn a_pipeline_run_deleted_externally_fails_the_execution() {
 
 #[test]
 fn the_controllers_own_deadline_fires_after_timeout_plus_grace() {
-    let mut w = wfe();
-    step(
-        &mut w,
-        Observation::PipelineRunCreated {
-            name: "wfe-0011223344556677",
-            adopted: false,
-        },
-        0,
-    );
+    let w = running();
     let pr = run(Some(cond("Unknown", "Running")), true, None);
     // 10m timeout + 60s grace.
     let s = desired_status(
@@ -404,15 +386,7 @@ fn a_lock_held_by_another_execution_skips_and_an_unowned_run_fails() {
 
 #[test]
 fn a_pipeline_run_stuck_unstarted_past_the_start_timeout_is_reported_once_then_recovers() {
-    let mut w = wfe();
-    step(
-        &mut w,
-        Observation::PipelineRunCreated {
-            name: "wfe-0011223344556677",
-            adopted: false,
-        },
-        0,
-    );
+    let mut w = running();
     let pending = run(Some(cond("Unknown", "PipelineRunPending")), false, None);
     let observe = |w: &WorkflowExecution, pr: &PipelineRun, at: i64| {
         desired_status(
@@ -456,15 +430,7 @@ fn a_pipeline_run_stuck_unstarted_past_the_start_timeout_is_reported_once_then_r
 
 #[test]
 fn a_pipeline_run_that_starts_in_time_costs_no_extra_write() {
-    let mut w = wfe();
-    step(
-        &mut w,
-        Observation::PipelineRunCreated {
-            name: "wfe-0011223344556677",
-            adopted: false,
-        },
-        0,
-    );
+    let w = running();
     let started = run(Some(cond("Unknown", "Running")), true, None);
     let s = desired_status(
         &w,
