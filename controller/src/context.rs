@@ -9,7 +9,9 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
-use crate::cache::{CachedRun, CachedTaskRun};
+use wfe_shared::plan;
+use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
+
 use crate::metrics::Metrics;
 use crate::own_writes::OwnWrites;
 
@@ -49,8 +51,8 @@ pub fn system_clock() -> Clock {
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
-    pub runs: Store<CachedRun>,
-    pub task_runs: Store<CachedTaskRun>,
+    pub runs: Store<ObservedRun>,
+    pub task_runs: Store<ObservedTaskRun>,
     /// Who publishes Events. Each Event is published once (one per transition), so no recorder —
     /// and no recorder cache, which would only grow — is kept between events.
     pub reporter: Reporter,
@@ -69,5 +71,16 @@ impl Context {
 
     pub fn is_leading(&self) -> bool {
         self.leading.load(Ordering::SeqCst)
+    }
+
+    /// The clock and tunables the plan is made with, read now.
+    pub fn plan_context(&self) -> plan::Context<'_> {
+        plan::Context {
+            now: self.now(),
+            execution_namespace: &self.settings.execution_namespace,
+            cooldown: self.settings.cooldown,
+            deadline_grace: self.settings.deadline_grace,
+            start_timeout: self.settings.pipeline_start_timeout,
+        }
     }
 }

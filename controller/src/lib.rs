@@ -1,9 +1,24 @@
-//! The WorkflowExecution controller: reconcile (I/O around `wfe_shared`'s pure decisions), leader
-//! election, caches, metrics and health. `main.rs` wires flags and signals.
+//! The WorkflowExecution controller: carries out the plans `wfe_shared::plan` returns. `main.rs`
+//! wires flags and signals.
+//!
+//! One reconcile: [`reconcile`] (entry and conflict retry) → [`observe`] (cache reads, TaskRuns) →
+//! `wfe_shared::plan` → [`effects`] (side effects, their results fed back) → [`writer`] (every
+//! write, leader-guarded) → [`report`] (log lines and metrics) and [`events`]. Around it:
+//! [`leader`] (the lease), [`watches`] (caches and the controller loop), [`lock`] (the lock sweep),
+//! [`cache`] (what a cached execution keeps), [`own_writes`], [`metrics`].
 
 pub mod cache;
 pub mod context;
+pub mod effects;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod leader;
+pub mod lock;
 pub mod metrics;
+pub mod observe;
 pub mod own_writes;
 pub mod reconcile;
-pub mod run;
+pub mod report;
+pub mod watches;
+pub mod writer;

@@ -9,10 +9,13 @@ use anyhow::Context as _;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use wfe_controller::context::{Settings, system_clock};
+use wfe_controller::health::{Health, serve_health};
+use wfe_controller::leader::run;
 use wfe_controller::metrics::Metrics;
-use wfe_controller::run::{Health, run, serve_health};
-use wfe_shared::duration::parse_go_duration;
-use wfe_shared::pipelinerun::DEFAULT_EXECUTION_NAMESPACE;
+use wfe_ops::flags;
+use wfe_ops::logging::LogArgs;
+use wfe_ops::signal::shutdown_signal;
+use wfe_shared::api::names::DEFAULT_EXECUTION_NAMESPACE;
 
 /// Controller that runs kubernaut.ai WorkflowExecutions as Tekton PipelineRuns.
 #[derive(Parser, Debug)]
@@ -32,14 +35,14 @@ struct Args {
     #[arg(long, env = "WFE_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
     /// How long a finished execution keeps the target's lock (Go duration).
-    #[arg(long, env = "WFE_COOLDOWN", default_value = "5m", value_parser = duration)]
+    #[arg(long, env = "WFE_COOLDOWN", default_value = "5m", value_parser = flags::duration)]
     cooldown: Duration,
     /// Grace added to executionConfig.timeout before the controller's own deadline fails an execution.
-    #[arg(long, env = "WFE_DEADLINE_GRACE", default_value = "1m", value_parser = duration)]
+    #[arg(long, env = "WFE_DEADLINE_GRACE", default_value = "1m", value_parser = flags::duration)]
     deadline_grace: Duration,
     /// How long a created PipelineRun may stay unstarted before TektonPipelineRunning turns False
     /// (PipelineFailedToStart); the execution still runs until its deadline.
-    #[arg(long, env = "WFE_PIPELINE_START_TIMEOUT", default_value = "5m", value_parser = duration)]
+    #[arg(long, env = "WFE_PIPELINE_START_TIMEOUT", default_value = "5m", value_parser = flags::duration)]
     pipeline_start_timeout: Duration,
     /// Reconciles running at once.
     #[arg(long, env = "WFE_CONCURRENCY", default_value_t = 64)]
@@ -65,34 +68,14 @@ struct Args {
     /// Most API requests in flight at once.
     #[arg(long, env = "WFE_KUBE_API_MAX_IN_FLIGHT", default_value_t = 64)]
     kube_api_max_in_flight: usize,
-    /// Log format.
-    #[arg(long, env = "WFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "WFE_LOG_LEVEL", default_value = "info")]
-    log_level: String,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_go_duration(s).map_err(|e| format!("{s:?} {e}"))
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .with_context(|| format!("--log-level {:?} is not a valid filter", args.log_level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    args.log.init()?;
     let identity = args
         .identity
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -160,22 +143,4 @@ async fn client(qps: u64, max_in_flight: usize) -> anyhow::Result<kube::Client> 
             Duration::from_secs(1),
         ))
         .build())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -13,12 +13,13 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use wfe_controller::cache::{CachedRun, CachedTaskRun};
 use wfe_controller::context::{Context, Settings};
 use wfe_controller::metrics::Metrics;
 use wfe_controller::reconcile::reconcile;
 use wfe_shared::WorkflowExecution;
+use wfe_shared::fixtures::execution;
 use wfe_shared::tekton::PipelineRun;
+use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -52,15 +53,15 @@ fn cached<T: serde::Serialize, C: serde::de::DeserializeOwned>(obj: T) -> C {
 
 /// A context with PipelineRuns and TaskRuns already cached.
 fn context_with(runs: Vec<PipelineRun>, task_runs: Vec<Value>) -> (Arc<Context>, Handle) {
-    let mut task_run_writer: Writer<CachedTaskRun> = Writer::default();
+    let mut task_run_writer: Writer<ObservedTaskRun> = Writer::default();
     for tr in task_runs {
         task_run_writer.apply_watcher_event(&watcher::Event::Apply(cached(tr)));
     }
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let mut writer: Writer<CachedRun> = Writer::default();
+    let mut writer: Writer<ObservedRun> = Writer::default();
     for run in runs {
-        writer.apply_watcher_event(&watcher::Event::Apply(cached::<_, CachedRun>(run)));
+        writer.apply_watcher_event(&watcher::Event::Apply(cached::<_, ObservedRun>(run)));
     }
     let ctx = Context {
         reporter: Reporter {
@@ -80,21 +81,17 @@ fn context_with(runs: Vec<PipelineRun>, task_runs: Vec<Value>) -> (Arc<Context>,
 }
 
 fn wfe(status: Value, finalized: bool) -> WorkflowExecution {
-    let mut obj = json!({
-        "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
-        "metadata": {"name": "restart-api", "namespace": "team-a", "resourceVersion": "10", "generation": 1, "uid": "u1"},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-1"},
-            "workflowRef": {"workflowId": "restart", "version": "1.0.0", "containerImage": "quay.io/k/r:v1"},
-            "targetResource": "payments/deployment/api",
-            "executionConfig": {"timeout": "10m", "serviceAccountName": "runner"}
-        },
-        "status": status
-    });
-    if finalized {
-        obj["metadata"]["finalizers"] = json!([wfe_shared::pipelinerun::FINALIZER]);
-    }
-    serde_json::from_value(obj).unwrap()
+    let w = execution("restart-api")
+        .resource_version("10")
+        .generation(1)
+        .uid("u1")
+        .workflow("restart", "1.0.0")
+        .image("quay.io/k/r:v1")
+        .target("payments/deployment/api")
+        .timeout("10m")
+        .service_account("runner")
+        .status(status);
+    if finalized { w.finalized() } else { w }.build()
 }
 
 /// A Running execution and its PipelineRun (built as the controller builds it) with `run_status`.
@@ -103,7 +100,7 @@ fn running(run_status: Value) -> (WorkflowExecution, PipelineRun) {
         json!({"phase": "Running", "startTime": "2027-01-15T07:59:00Z", "pipelineRunRef": {"name": "x"}}),
         true,
     );
-    let mut run = wfe_shared::pipelinerun::build(&obj, "exec");
+    let mut run = wfe_shared::tekton::builder::build(&obj, "exec");
     obj.status
         .as_mut()
         .unwrap()
@@ -204,7 +201,7 @@ fn event_reply() -> Value {
 #[tokio::test]
 async fn pending_creates_the_pipeline_run_then_writes_status_once_and_one_event() {
     let obj = wfe(json!({"phase": "Pending"}), true);
-    let run = wfe_shared::pipelinerun::build(&obj, "exec");
+    let run = wfe_shared::tekton::builder::build(&obj, "exec");
     let (ctx, handle) = context(vec![]);
     let verifier = tokio::spawn(serve(
         handle,
@@ -237,7 +234,7 @@ async fn pending_creates_the_pipeline_run_then_writes_status_once_and_one_event(
 async fn a_409_on_the_status_write_is_reread_and_recomputed_without_repeating_the_create_or_the_event()
  {
     let obj = wfe(json!({"phase": "Pending"}), true);
-    let run = wfe_shared::pipelinerun::build(&obj, "exec");
+    let run = wfe_shared::tekton::builder::build(&obj, "exec");
     let mut newer = obj.clone();
     newer.metadata.resource_version = Some("11".into());
     let (ctx, handle) = context(vec![]);
@@ -321,7 +318,7 @@ async fn without_leadership_nothing_is_written() {
     let verifier = tokio::spawn(serve(handle, vec![]));
     let result = reconcile(Arc::new(obj), ctx).await;
     assert!(
-        matches!(result, Err(wfe_controller::reconcile::Error::NotLeader)),
+        matches!(result, Err(wfe_controller::error::Error::NotLeader)),
         "{result:?}"
     );
     verifier.await.unwrap();
@@ -329,7 +326,7 @@ async fn without_leadership_nothing_is_written() {
 
 /// A Running execution whose PipelineRun failed in task `remediate` (TaskRun `<run>-remediate`).
 fn failed_run() -> (WorkflowExecution, PipelineRun, Value) {
-    let name = wfe_shared::pipelinerun::pipeline_run_name("payments/deployment/api");
+    let name = wfe_shared::api::names::pipeline_run_name("payments/deployment/api");
     let tr_name = format!("{name}-remediate");
     let (obj, run) = running(json!({
         "startTime": "2027-01-15T07:59:01Z", "completionTime": "2027-01-15T08:00:00Z",

@@ -1,19 +1,22 @@
 //! Everything the WorkflowExecution webhook, controller and tests must agree on. Pure: no I/O.
+//!
+//! The tree tells the two flows:
+//! - [`api`]: the API types, the names derived from them, and the limits;
+//! - [`admission`]: what the webhook does to an object before it is stored (defaulting,
+//!   validation, and the grammars both use);
+//! - [`tekton`]: the Tekton objects the controller writes and reads (types, the PipelineRun
+//!   builder, failure classification, who holds a target's lock);
+//! - [`status`]: the status an execution should have (desired status, conditions, summary, the
+//!   phase state machine);
+//! - [`plan`]: everything one reconcile must do — the side effect, the status write, the Events,
+//!   the log lines, the metrics and the requeue — for the controller to carry out.
 
+pub mod admission;
 pub mod api;
-pub mod conditions;
-pub mod crd;
-pub mod defaulting;
-pub mod desired;
-pub mod duration;
-pub mod failure;
-pub mod labels;
-pub mod limits;
-pub mod patterns;
-pub mod pipelinerun;
-pub mod state;
-pub mod target;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+pub mod plan;
+pub mod status;
 pub mod tekton;
-pub mod validation;
 
 pub use api::{Phase, WorkflowExecution, WorkflowExecutionSpec, WorkflowExecutionStatus};

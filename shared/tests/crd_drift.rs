@@ -6,10 +6,10 @@ use std::path::Path;
 fn committed_crd_matches_the_generated_one() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join(wfe_shared::crd::CHART_CRD_PATH);
+        .join(wfe_shared::api::crd::CHART_CRD_PATH);
     let committed = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let generated = wfe_shared::crd::crd_yaml().expect("CRD renders");
+    let generated = wfe_shared::api::crd::crd_yaml().expect("CRD renders");
     assert!(
         committed == generated,
         "{} is out of date: run `cargo run -p wfe-shared --bin crdgen` and commit the result",
@@ -19,8 +19,8 @@ fn committed_crd_matches_the_generated_one() {
 
 #[test]
 fn schema_limits_agree_with_the_shared_constants() {
-    use wfe_shared::limits::*;
-    let crd = serde_json::to_value(wfe_shared::crd::crd()).expect("json");
+    use wfe_shared::api::limits::*;
+    let crd = serde_json::to_value(wfe_shared::api::crd::crd()).expect("json");
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
     let params = &spec["properties"]["parameters"];
     assert_eq!(params["maxProperties"], MAX_PARAMETER_COUNT);

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use wfe_shared::defaulting::{Defaults, apply_defaults, default_patch};
+use wfe_shared::admission::defaulting::{Defaults, apply_defaults, default_patch};
 
 fn minimal() -> Value {
     json!({
@@ -172,7 +172,7 @@ proptest! {
         // ...every label it sets is a valid label value, and unknown fields survive.
         if let Some(labels) = defaulted["metadata"]["labels"].as_object() {
             for v in labels.values() {
-                prop_assert!(wfe_shared::labels::is_label_value(v.as_str().unwrap_or("")));
+                prop_assert!(wfe_shared::api::names::is_label_value(v.as_str().unwrap_or("")));
             }
         }
         prop_assert_eq!(&defaulted["spec"]["unknownField"], &raw["spec"]["unknownField"]);

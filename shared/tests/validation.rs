@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use wfe_shared::WorkflowExecution;
-use wfe_shared::validation::{ErrorType, validate, validate_update};
+use wfe_shared::admission::validation::{ErrorType, validate, validate_update};
 
 fn valid() -> Value {
     json!({

@@ -190,7 +190,7 @@ impl ControlPlane {
 
     async fn install_crds(&self, client: &Client) -> anyhow::Result<()> {
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let mut files = vec![repo_root().join(wfe_shared::crd::CHART_CRD_PATH)];
+        let mut files = vec![repo_root().join(wfe_shared::api::crd::CHART_CRD_PATH)];
         let mut tekton: Vec<PathBuf> = fs::read_dir(&self.binaries.tekton_crds)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "yaml"))

@@ -8,8 +8,9 @@ use std::time::Duration;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 use wfe_controller::context::{Settings, system_clock};
+use wfe_controller::health::Health;
+use wfe_controller::leader::run;
 use wfe_controller::metrics::Metrics;
-use wfe_controller::run::{Health, run};
 
 /// Settings for a test: short lease, 1 s deadline grace, long cooldown.
 pub fn settings(watch_ns: &str, exec_ns: &str, identity: &str) -> Settings {

@@ -16,7 +16,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
-use wfe_shared::defaulting::Defaults;
+use wfe_shared::admission::defaulting::Defaults;
 use wfe_webhook::metrics::Metrics;
 use wfe_webhook::server::{ServerConfig, serve};
 use wfe_webhook::tls::CertPaths;

@@ -580,10 +580,8 @@ async fn tekton_runs_are_created_elsewhere_and_their_status_patched_through_the_
         .await
         .expect("status patch");
     assert_eq!(
-        done.status
-            .as_ref()
-            .map(|s| s.conditions[0].status.as_str()),
-        Some("True")
+        done.status.as_ref().map(|s| s.conditions[0].status),
+        Some(wfe_shared::api::ConditionStatus::True)
     );
     // A status write never touches the spec.
     assert_eq!(done.spec.params, pr.spec.params);

@@ -7,8 +7,8 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use wfe_shared::api::names::pipeline_run_name;
 use wfe_shared::api::{ConditionReason, ConditionStatus, ConditionType, FailureReason, Phase};
-use wfe_shared::pipelinerun::pipeline_run_name;
 use wfe_shared::tekton::{ParamValue, PipelineRun};
 use wfe_shared::{WorkflowExecution, WorkflowExecutionSpec};
 use wfe_tests::controller::{ControllerReplica, settings};
@@ -389,7 +389,7 @@ async fn deleting_a_running_execution_removes_its_pipeline_run_and_releases_the_
     assert!(
         w.finalizers()
             .iter()
-            .any(|f| f == wfe_shared::pipelinerun::FINALIZER)
+            .any(|f| f == wfe_shared::api::names::FINALIZER)
     );
     e.wfes
         .delete("doomed", &DeleteParams::default())
@@ -456,7 +456,7 @@ async fn a_pipeline_run_already_labelled_for_the_execution_is_adopted_not_duplic
     let target = "ns1/deployment/adopted";
     let wfe = e.create("adoptee", target, Some("hang")).await;
     // What a crash between "PipelineRun created" and "status written" leaves behind.
-    let run = wfe_shared::pipelinerun::build(&wfe, &e.exec_ns);
+    let run = wfe_shared::tekton::builder::build(&wfe, &e.exec_ns);
     e.runs.create(&PostParams::default(), &run).await.unwrap();
     let controller = e.controller("replica-a");
     let w = e.wait_phase("adoptee", Phase::Running).await;

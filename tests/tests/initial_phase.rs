@@ -17,7 +17,7 @@ use wfe_tests::{eventually, shared};
 const GROUP: &str = "probe.kubernaut.ai";
 
 fn probe_crd(with_defaults: bool) -> Value {
-    let mut crd = serde_json::to_value(wfe_shared::crd::crd()).expect("crd json");
+    let mut crd = serde_json::to_value(wfe_shared::api::crd::crd()).expect("crd json");
     crd["metadata"]["name"] = json!(format!("workflowexecutions.{GROUP}"));
     crd["spec"]["group"] = json!(GROUP);
     let status =

@@ -9,8 +9,8 @@ use kube::core::response::{Status, StatusCause, StatusDetails};
 use serde::Deserialize;
 use serde_json::Value;
 use wfe_shared::WorkflowExecution;
-use wfe_shared::defaulting::{Defaults, default_patch};
-use wfe_shared::validation::{Report, validate, validate_update};
+use wfe_shared::admission::defaulting::{Defaults, default_patch};
+use wfe_shared::admission::validation::{Report, validate, validate_update};
 
 /// Which webhook was called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use wfe_shared::defaulting::Defaults;
-use wfe_shared::duration::parse_go_duration;
-use wfe_shared::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
+use wfe_ops::flags;
+use wfe_ops::logging::LogArgs;
+use wfe_ops::signal::shutdown_signal;
+use wfe_shared::admission::defaulting::Defaults;
+use wfe_shared::api::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
 use wfe_webhook::server::{ServerConfig, serve};
 use wfe_webhook::tls::CertPaths;
 
@@ -39,7 +41,7 @@ struct Args {
     )]
     tls_key_file: PathBuf,
     /// How often the certificate files are checked for changes (Go duration).
-    #[arg(long, env = "WFE_WEBHOOK_CERT_RELOAD_INTERVAL", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "WFE_WEBHOOK_CERT_RELOAD_INTERVAL", default_value = "10s", value_parser = flags::duration)]
     cert_reload_interval: Duration,
     /// Default for spec.executionConfig.timeout (Go duration, > 0, ≤ 24h).
     #[arg(long, env = "WFE_DEFAULT_TIMEOUT", default_value = DEFAULT_TIMEOUT)]
@@ -51,30 +53,16 @@ struct Args {
     #[arg(long, env = "WFE_WEBHOOK_MAX_REQUEST_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_request_bytes: usize,
     /// How long in-flight requests may take to finish on shutdown (Go duration).
-    #[arg(long, env = "WFE_WEBHOOK_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
+    #[arg(long, env = "WFE_WEBHOOK_SHUTDOWN_GRACE", default_value = "10s", value_parser = flags::duration)]
     shutdown_grace: Duration,
-    /// Log format.
-    #[arg(long, env = "WFE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wfe_webhook=debug`.
-    #[arg(long, env = "WFE_LOG_LEVEL", default_value = "info")]
-    log_level: String,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_go_duration(s).map_err(|e| format!("{s:?} {e}"))
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(args.log_format, &args.log_level)?;
+    args.log.init()?;
     let defaults = Defaults {
         timeout: args.default_timeout.clone(),
         service_account_name: args.default_service_account.clone(),
@@ -127,46 +115,17 @@ async fn main() -> anyhow::Result<()> {
 
 /// The configured defaults must themselves pass validation, or every defaulted object would be denied.
 fn check_defaults(defaults: &Defaults) -> anyhow::Result<()> {
-    if wfe_shared::validation::check_timeout(&defaults.timeout).is_err() {
+    if wfe_shared::admission::validation::check_timeout(&defaults.timeout).is_err() {
         bail!(
             "--default-timeout {:?} must be a Go duration greater than 0s and at most 24h",
             defaults.timeout
         );
     }
-    if !wfe_shared::target::is_dns1123_subdomain(&defaults.service_account_name) {
+    if !wfe_shared::admission::target::is_dns1123_subdomain(&defaults.service_account_name) {
         bail!(
             "--default-service-account {:?} must be a DNS-1123 subdomain",
             defaults.service_account_name
         );
     }
     Ok(())
-}
-
-fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("--log-level {level:?} is not a valid filter"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    Ok(())
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutdown signal received");
 }

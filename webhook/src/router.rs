@@ -1,4 +1,4 @@
-//! HTTP routes: admission on the TLS port, health and metrics on both ports.
+//! HTTP routes: admission on the TLS port, health and metrics (`wfe_ops::health`) on both ports.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,9 +10,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use kube::core::admission::AdmissionResponse;
-use wfe_shared::defaulting::Defaults;
+use wfe_ops::health::{Probe, Readiness};
+use wfe_shared::admission::defaulting::Defaults;
 
 use crate::admission::{Endpoint, Verdict, admit};
 use crate::metrics::Metrics;
@@ -35,46 +36,30 @@ pub fn admission_router(state: AppState) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
-        .merge(health_router_inner())
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(health_router(state))
 }
 
 /// Health and metrics only (the plain-HTTP port for probes and scrapers).
 pub fn health_router(state: AppState) -> Router {
-    health_router_inner().with_state(state)
+    wfe_ops::health::router(Arc::new(state))
 }
 
-fn health_router_inner() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.shutting_down.load(Ordering::Relaxed) {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
-    } else if !state.certs.is_loaded() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no serving certificate loaded yet",
-        )
-            .into_response()
-    } else {
-        "ok".into_response()
+impl Probe for AppState {
+    fn readiness(&self) -> Readiness {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            Err("shutting down")
+        } else if !self.certs.is_loaded() {
+            Err("no serving certificate loaded yet")
+        } else {
+            Ok(())
+        }
     }
-}
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
 }
 
 async fn mutate(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {

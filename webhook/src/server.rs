@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio_util::sync::CancellationToken;
-use wfe_shared::defaulting::Defaults;
+use wfe_shared::admission::defaulting::Defaults;
 
 use crate::metrics::Metrics;
 use crate::router::{AppState, admission_router, health_router};

@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use wfe_shared::defaulting::Defaults;
+use wfe_shared::admission::defaulting::Defaults;
 use wfe_webhook::metrics::Metrics;
 use wfe_webhook::router::{AppState, admission_router};
 use wfe_webhook::tls::CertStore;

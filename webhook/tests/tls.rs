@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 use wfe_certs::CertificateAuthority;
-use wfe_shared::defaulting::Defaults;
+use wfe_shared::admission::defaulting::Defaults;
 use wfe_webhook::server::{ServerConfig, serve};
 use wfe_webhook::tls::CertPaths;
 

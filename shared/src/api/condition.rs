@@ -40,6 +40,17 @@ pub enum ConditionStatus {
     Unknown,
 }
 
+impl From<&str> for ConditionStatus {
+    /// Knative's reading: `True` and `False` are themselves, anything else is `Unknown`.
+    fn from(s: &str) -> Self {
+        match s {
+            "True" => Self::True,
+            "False" => Self::False,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 /// Every reason a WorkflowExecution condition can carry (SPEC section 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum ConditionReason {

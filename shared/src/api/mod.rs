@@ -1,6 +1,10 @@
-//! The `WorkflowExecution` API (`kubernaut.ai/v1alpha1`): spec, status and conditions.
+//! The `WorkflowExecution` API (`kubernaut.ai/v1alpha1`): spec, status and conditions, the CRD
+//! generated from them, the names derived from them, and the limits they obey.
 
 mod condition;
+pub mod crd;
+pub mod limits;
+pub mod names;
 mod spec;
 mod status;
 

@@ -4,8 +4,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::limits;
 use super::status::WorkflowExecutionStatus;
-use crate::{limits, patterns};
+use crate::admission::patterns;
 // targetResource and containerImage get CEL rules with readable messages in `crd::crd()`.
 
 /// Desired execution of one remediation workflow against one target resource. Immutable once created.

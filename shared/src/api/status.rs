@@ -89,6 +89,17 @@ impl Phase {
     pub fn is_terminal(self) -> bool {
         matches!(self, Phase::Completed | Phase::Failed | Phase::Skipped)
     }
+
+    /// The name as the API spells it (a metric label, a log field).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Completed => "Completed",
+            Phase::Failed => "Failed",
+            Phase::Skipped => "Skipped",
+        }
+    }
 }
 
 /// Reference to the PipelineRun (in the execution namespace).

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let yaml = match wfe_shared::crd::crd_yaml() {
+    let yaml = match wfe_shared::api::crd::crd_yaml() {
         Ok(yaml) => yaml,
         Err(err) => {
             eprintln!("crdgen: {err}");
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root.join(wfe_shared::crd::CHART_CRD_PATH);
+    let path = root.join(wfe_shared::api::crd::CHART_CRD_PATH);
     if let Some(dir) = path.parent()
         && let Err(err) = std::fs::create_dir_all(dir)
     {

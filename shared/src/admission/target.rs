@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::patterns;
+use crate::admission::patterns;
 
 static DNS1123_LABEL: LazyLock<Regex> = LazyLock::new(|| compile(patterns::DNS1123_LABEL));
 static DNS1123_SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| compile(patterns::DNS1123_SUBDOMAIN));

@@ -1,12 +1,10 @@
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::ContainerStateTerminated;
 use serde_json::json;
 
 use super::*;
 use crate::tekton::{
-    ChildStatusReference, KnativeCondition, PipelineRunStatus, StepState, TaskRunSpec,
-    TaskRunStatus,
+    ChildStatusReference, KnativeCondition, PipelineRun, PipelineRunStatus, StepState, TaskRun,
+    TaskRunSpec, TaskRunStatus,
 };
 
 fn ts(secs: i64) -> Timestamp {
@@ -47,7 +45,7 @@ fn cond(status: &str, reason: &str) -> KnativeCondition {
     }
 }
 
-fn run(cond: Option<KnativeCondition>, started: bool, completed_at: Option<i64>) -> PipelineRun {
+fn run(cond: Option<KnativeCondition>, started: bool, completed_at: Option<i64>) -> ObservedRun {
     let mut pr = PipelineRun::new("wfe-0011223344556677", Default::default());
     pr.status = Some(PipelineRunStatus {
         conditions: cond.into_iter().collect(),
@@ -59,18 +57,12 @@ fn run(cond: Option<KnativeCondition>, started: bool, completed_at: Option<i64>)
             pipeline_task_name: Some("restart".into()),
             ..Default::default()
         }],
-        ..Default::default()
     });
-    pr
+    pr.into()
 }
 
-fn task_run(status: &str, code: i32, reason: &str) -> TaskRun {
-    let mut tr = TaskRun::new(
-        "tr-restart",
-        TaskRunSpec {
-            extra: BTreeMap::new(),
-        },
-    );
+fn task_run(status: &str, code: i32, reason: &str) -> ObservedTaskRun {
+    let mut tr = TaskRun::new("tr-restart", TaskRunSpec {});
     tr.status = Some(TaskRunStatus {
         conditions: vec![cond(status, "Failed")],
         steps: vec![StepState {
@@ -84,7 +76,7 @@ fn task_run(status: &str, code: i32, reason: &str) -> TaskRun {
         }],
         ..Default::default()
     });
-    tr
+    tr.into()
 }
 
 /// Applies an observation at time `at` and stores the result, as the controller's write would.
@@ -322,7 +314,7 @@ fn the_controllers_own_deadline_fires_after_timeout_plus_grace() {
 fn an_invalid_spec_fails_before_any_pipeline_run() {
     let mut w = wfe();
     w.spec.target_resource = "nope".into();
-    let report = crate::validation::validate(&w);
+    let report = crate::admission::validation::validate(&w);
     let s = desired_status(&w, Observation::InvalidSpec(&report), &ctx(0));
     assert_eq!(s.phase, Phase::Failed);
     let d = s.failure_details.unwrap();
@@ -388,7 +380,7 @@ fn a_lock_held_by_another_execution_skips_and_an_unowned_run_fails() {
 fn a_pipeline_run_stuck_unstarted_past_the_start_timeout_is_reported_once_then_recovers() {
     let mut w = running();
     let pending = run(Some(cond("Unknown", "PipelineRunPending")), false, None);
-    let observe = |w: &WorkflowExecution, pr: &PipelineRun, at: i64| {
+    let observe = |w: &WorkflowExecution, pr: &ObservedRun, at: i64| {
         desired_status(
             w,
             Observation::PipelineRun {

@@ -7,17 +7,19 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::summary::summary;
+use crate::admission::duration::{format_duration, parse_go_duration};
+use crate::admission::validation::Report;
+use crate::api::limits::DEFAULT_TIMEOUT;
 use crate::api::{
     ConditionReason as R, ConditionStatus as S, ConditionType as T, ConflictingWorkflowRef,
     FailureDetails, FailureReason, Phase, PipelineRunRef, PipelineRunStatusSummary, SkipDetails,
     SkipReason, WorkflowExecution, WorkflowExecutionStatus,
 };
-use crate::conditions;
-use crate::duration::{format_duration, parse_go_duration};
-use crate::failure::{Classification, classify, succeeded};
-use crate::limits::DEFAULT_TIMEOUT;
-use crate::tekton::{PipelineRun, PipelineRunStatus, TaskRun};
-use crate::validation::Report;
+use crate::status::conditions;
+use crate::tekton::KnativeCondition;
+use crate::tekton::classify::{Classification, classify};
+use crate::tekton::observed::{ObservedRun, ObservedTaskRun};
 
 /// What one reconcile learned.
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +38,8 @@ pub enum Observation<'a> {
     UnownedPipelineRun { name: &'a str },
     /// Running: the PipelineRun as last seen, with its TaskRuns.
     PipelineRun {
-        run: &'a PipelineRun,
-        task_runs: &'a [TaskRun],
+        run: &'a ObservedRun,
+        task_runs: &'a [ObservedTaskRun],
     },
     /// Running, but the PipelineRun no longer exists.
     PipelineRunMissing,
@@ -164,22 +166,6 @@ pub fn desired_status(
     b.status
 }
 
-/// Whether the PipelineRun has really started running its tasks. Tekton sets `startTime` (and
-/// `Succeeded=Unknown/Started`) on its first look at a run, before resolving the pipeline or creating
-/// any TaskRun, so neither says it started: reason `Running` does (TaskRuns exist), and so does an
-/// end that ran tasks.
-pub fn has_started(status: Option<&PipelineRunStatus>) -> bool {
-    let Some(s) = status else {
-        return false;
-    };
-    match succeeded(&s.conditions) {
-        Some(c) if c.status == "True" => true,
-        Some(c) if c.status == "False" => !s.child_references.is_empty(),
-        Some(c) => c.reason.as_deref() == Some("Running"),
-        None => false,
-    }
-}
-
 /// True when `TektonPipelineRunning` turned False, or recovered from False.
 fn start_trouble_changed(
     before: &WorkflowExecutionStatus,
@@ -236,36 +222,27 @@ impl Builder<'_> {
         );
     }
 
-    fn observe_run(&mut self, run: &PipelineRun, task_runs: &[TaskRun], ctx: &Context) {
-        let started = has_started(run.status.as_ref());
+    fn observe_run(&mut self, run: &ObservedRun, task_runs: &[ObservedTaskRun], ctx: &Context) {
+        let started = run.has_started();
         if !started {
             self.check_start(run, ctx);
         }
         let Some(status) = run.status.as_ref() else {
             return self.check_deadline(ctx);
         };
-        let cond = succeeded(&status.conditions);
+        let cond = status.succeeded();
         let total = status.child_references.len() as i32;
         // A succeeded PipelineRun completed all its tasks; otherwise count the TaskRuns we were given.
-        let completed = if cond.is_some_and(|c| c.status == "True") {
+        let completed = if cond.is_some_and(KnativeCondition::is_true) {
             total
         } else {
             task_runs
                 .iter()
-                .filter(|tr| {
-                    tr.status
-                        .as_ref()
-                        .and_then(|s| succeeded(&s.conditions))
-                        .is_some_and(|c| c.status == "True")
-                })
+                .filter(|tr| tr.succeeded().is_some_and(KnativeCondition::is_true))
                 .count() as i32
         };
         self.status.pipeline_run_status = Some(PipelineRunStatusSummary {
-            status: match cond.map(|c| c.status.as_str()) {
-                Some("True") => S::True,
-                Some("False") => S::False,
-                _ => S::Unknown,
-            },
+            status: cond.map_or(S::Unknown, |c| c.status),
             reason: cond.and_then(|c| c.reason.clone()),
             message: cond.and_then(|c| c.message.clone()),
             completed_tasks: completed,
@@ -279,8 +256,8 @@ impl Builder<'_> {
                 "the PipelineRun has started",
             );
         }
-        match cond.map(|c| c.status.as_str()) {
-            Some("True") => {
+        match cond.map(|c| c.status) {
+            Some(S::True) => {
                 self.status.phase = Phase::Completed;
                 self.status.completion_time = Some(
                     status
@@ -297,7 +274,7 @@ impl Builder<'_> {
                     message,
                 );
             }
-            Some("False") => {
+            Some(S::False) => {
                 let c = classify(status, task_runs);
                 self.fail(c, status.completion_time.clone());
             }
@@ -307,7 +284,7 @@ impl Builder<'_> {
 
     /// Created more than the start timeout ago and still not started: `TektonPipelineRunning` False /
     /// `PipelineFailedToStart`, with what Tekton says about it.
-    fn check_start(&mut self, run: &PipelineRun, ctx: &Context) {
+    fn check_start(&mut self, run: &ObservedRun, ctx: &Context) {
         let Some(created) = self.status.start_time.as_ref().map(|t| t.0) else {
             return;
         };
@@ -316,9 +293,7 @@ impl Builder<'_> {
             return;
         }
         let tekton = run
-            .status
-            .as_ref()
-            .and_then(|s| succeeded(&s.conditions))
+            .succeeded()
             .map(|c| {
                 format!(
                     "; Tekton says {}: {}",
@@ -329,7 +304,7 @@ impl Builder<'_> {
             .unwrap_or_else(|| "; Tekton has not reported on it".to_owned());
         let message = format!(
             "PipelineRun {} has not started {} after it was created{tekton}",
-            run.metadata.name.as_deref().unwrap_or("?"),
+            run.name(),
             format_duration(ctx.start_timeout)
         );
         self.condition(
@@ -419,60 +394,6 @@ impl Builder<'_> {
             was_execution_failure: c.was_execution_failure,
         }));
     }
-}
-
-/// A few lines an on-call engineer can act on: what, where, why, after how long, what to do.
-pub fn summary(
-    wfe: &WorkflowExecution,
-    c: &Classification,
-    elapsed: &str,
-    run: Option<&PipelineRunRef>,
-) -> String {
-    let wf = &wfe.spec.workflow_ref;
-    let mut lines = vec![format!(
-        "Workflow {} ({}) failed on {} after {elapsed}: {:?}.",
-        wf.workflow_id, wf.version, wfe.spec.target_resource, c.reason
-    )];
-    if c.failed_task_index >= 0 {
-        let step = c
-            .failed_step_name
-            .as_deref()
-            .map(|s| format!(", step {s}"))
-            .unwrap_or_default();
-        let code = c
-            .exit_code
-            .map(|e| format!(", exit code {e}"))
-            .unwrap_or_default();
-        lines.push(format!(
-            "Failed in task {}{step}{code}.",
-            c.failed_task_name
-        ));
-    }
-    if !c.message.is_empty() {
-        lines.push(format!("Cause: {}", c.message));
-    }
-    lines.push(
-        match c.reason {
-            FailureReason::OOMKilled => "Action: raise the step's memory limit, or check the target for a memory leak.",
-            FailureReason::DeadlineExceeded => "Action: check where the PipelineRun stalled; raise spec.executionConfig.timeout only if the workflow legitimately needs longer.",
-            FailureReason::ImagePullBackOff => "Action: check that the bundle's step images exist and are pullable from the execution namespace.",
-            FailureReason::ConfigurationError => "Action: fix the workflow bundle, its parameters or the service account, then create a new WorkflowExecution.",
-            FailureReason::Forbidden => "Action: grant the workflow's service account the RBAC permissions it needs.",
-            FailureReason::ResourceExhausted => "Action: free quota or node resources in the execution namespace.",
-            FailureReason::TaskFailed => "Action: read the failed step's logs.",
-            FailureReason::Unknown => "Action: inspect the PipelineRun and its TaskRuns.",
-        }
-        .to_owned(),
-    );
-    lines.push(if c.was_execution_failure {
-        "The workflow ran: non-idempotent actions may have been applied; check the target before running a workflow on it again.".to_owned()
-    } else {
-        "Nothing was executed against the target.".to_owned()
-    });
-    if let Some(run) = run {
-        lines.push(format!("PipelineRun: {}.", run.name));
-    }
-    lines.join("\n")
 }
 
 #[cfg(test)]

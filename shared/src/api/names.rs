@@ -1,4 +1,5 @@
-//! Label keys and valid label values derived from arbitrary strings.
+//! Names derived from the API: label keys, the finalizer, the PipelineRun's lock name, and valid
+//! label values derived from arbitrary strings.
 
 use sha2::{Digest, Sha256};
 
@@ -7,6 +8,19 @@ pub const SOURCE_NAMESPACE: &str = "kubernaut.ai/source-namespace";
 pub const WORKFLOW_ID: &str = "kubernaut.ai/workflow-id";
 pub const TARGET_RESOURCE: &str = "kubernaut.ai/target-resource";
 pub const REMEDIATION_REQUEST: &str = "kubernaut.ai/remediation-request";
+
+/// Finalizer linking a WorkflowExecution to its PipelineRun (they live in different namespaces, so
+/// owner references cannot).
+pub const FINALIZER: &str = "workflowexecution.kubernaut.ai/workflowexecution-cleanup";
+
+/// Default namespace PipelineRuns run in.
+pub const DEFAULT_EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
+
+/// The deterministic PipelineRun name of a target: `wfe-` + 16 hex of sha256(target). Two executions
+/// on one target collide on it, and the API server's `AlreadyExists` is the lock.
+pub fn pipeline_run_name(target_resource: &str) -> String {
+    format!("wfe-{}", short_hash(target_resource))
+}
 
 const MAX_LABEL_VALUE: usize = 63;
 const HASH_HEX: usize = 16;

@@ -3,7 +3,8 @@
 //! the structure says nothing.
 
 use crate::api::FailureReason;
-use crate::tekton::{KnativeCondition, PipelineRunStatus, TaskRun};
+use crate::tekton::PipelineRunStatus;
+use crate::tekton::observed::ObservedTaskRun;
 
 /// What failed and why, before times and summary are added.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,15 +22,10 @@ pub struct Classification {
     pub was_execution_failure: bool,
 }
 
-/// The `Succeeded` condition of a Tekton object.
-pub fn succeeded(conditions: &[KnativeCondition]) -> Option<&KnativeCondition> {
-    conditions.iter().find(|c| c.type_ == "Succeeded")
-}
-
 /// Classifies a PipelineRun whose `Succeeded` condition is False. `task_runs` are its TaskRuns (any
 /// order); the failed one is found through `childReferences`.
-pub fn classify(run: &PipelineRunStatus, task_runs: &[TaskRun]) -> Classification {
-    let run_condition = succeeded(&run.conditions);
+pub fn classify(run: &PipelineRunStatus, task_runs: &[ObservedTaskRun]) -> Classification {
+    let run_condition = run.succeeded();
     let run_reason = run_condition
         .and_then(|c| c.reason.as_deref())
         .unwrap_or("");
@@ -37,18 +33,11 @@ pub fn classify(run: &PipelineRunStatus, task_runs: &[TaskRun]) -> Classificatio
         .and_then(|c| c.message.clone())
         .unwrap_or_default();
 
-    let children: Vec<_> = run
-        .child_references
-        .iter()
-        .filter(|c| c.kind.as_deref().is_none_or(|k| k == "TaskRun"))
-        .collect();
+    let children: Vec<_> = run.task_run_children().collect();
     let failed = children.iter().enumerate().find_map(|(i, child)| {
-        let tr = task_runs
-            .iter()
-            .find(|tr| tr.metadata.name.as_deref() == Some(child.name.as_str()))?;
-        let status = tr.status.as_ref()?;
-        let cond = succeeded(&status.conditions)?;
-        (cond.status == "False").then_some((i, child, tr, cond))
+        let tr = task_runs.iter().find(|tr| tr.name() == child.name)?;
+        let cond = tr.succeeded()?;
+        cond.is_false().then_some((i, child, tr, cond))
     });
 
     let mut c = Classification {
@@ -184,7 +173,9 @@ fn reason_from_text(message: &str) -> Option<FailureReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tekton::{ChildStatusReference, StepState, TaskRunSpec, TaskRunStatus};
+    use crate::tekton::{
+        ChildStatusReference, KnativeCondition, StepState, TaskRun, TaskRunSpec, TaskRunStatus,
+    };
     use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStateWaiting};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -215,14 +206,14 @@ mod tests {
         }
     }
 
-    fn task_run(name: &str, status: &str, reason: &str, steps: Vec<StepState>) -> TaskRun {
+    fn task_run(name: &str, status: &str, reason: &str, steps: Vec<StepState>) -> ObservedTaskRun {
         let mut tr = TaskRun::new(name, TaskRunSpec::default());
         tr.status = Some(TaskRunStatus {
             conditions: vec![cond(status, reason, &format!("{name} {reason}"))],
             steps,
             ..Default::default()
         });
-        tr
+        tr.into()
     }
 
     fn terminated(name: &str, code: i32, reason: &str) -> StepState {

@@ -5,52 +5,34 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{PodSecurityContext, SeccompProfile};
 use kube::core::ObjectMeta;
 
+use crate::admission::validation::RESERVED_PARAMETER;
 use crate::api::WorkflowExecution;
-use crate::labels::{self, label_value, short_hash, target_label_value};
-use crate::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
+use crate::api::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
+use crate::api::names::{self, label_value, pipeline_run_name, target_label_value};
+use crate::tekton::ownership::Owner;
 use crate::tekton::{
     Param, ParamValue, PipelineRef, PipelineRun, PipelineRunSpec, PipelineTaskRunTemplate,
     PodTemplate, TimeoutFields,
 };
-use crate::validation::RESERVED_PARAMETER;
-
-/// Finalizer linking a WorkflowExecution to its PipelineRun (they live in different namespaces, so
-/// owner references cannot).
-pub const FINALIZER: &str = "workflowexecution.kubernaut.ai/workflowexecution-cleanup";
-
-/// Default namespace PipelineRuns run in.
-pub const DEFAULT_EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
-
-/// The deterministic PipelineRun name of a target: `wfe-` + 16 hex of sha256(target). Two executions
-/// on one target collide on it, and the API server's `AlreadyExists` is the lock.
-pub fn pipeline_run_name(target_resource: &str) -> String {
-    format!("wfe-{}", short_hash(target_resource))
-}
 
 /// Builds the PipelineRun for `wfe` in `execution_namespace`.
 pub fn build(wfe: &WorkflowExecution, execution_namespace: &str) -> PipelineRun {
     let spec = &wfe.spec;
-    let name = wfe.metadata.name.clone().unwrap_or_default();
-    let source_namespace = wfe.metadata.namespace.clone().unwrap_or_default();
     let config = spec.execution_config.clone().unwrap_or_default();
 
-    let labels = BTreeMap::from([
-        (labels::WORKFLOW_EXECUTION.to_owned(), label_value(&name)),
+    let mut labels: BTreeMap<String, String> = Owner::of(wfe).labels().into_iter().collect();
+    labels.extend([
         (
-            labels::SOURCE_NAMESPACE.to_owned(),
-            label_value(&source_namespace),
-        ),
-        (
-            labels::WORKFLOW_ID.to_owned(),
+            names::WORKFLOW_ID.to_owned(),
             label_value(&spec.workflow_ref.workflow_id),
         ),
         (
-            labels::TARGET_RESOURCE.to_owned(),
+            names::TARGET_RESOURCE.to_owned(),
             target_label_value(&spec.target_resource),
         ),
     ]);
     let annotations = BTreeMap::from([(
-        labels::TARGET_RESOURCE.to_owned(),
+        names::TARGET_RESOURCE.to_owned(),
         spec.target_resource.clone(),
     )]);
 
@@ -98,42 +80,15 @@ pub fn build(wfe: &WorkflowExecution, execution_namespace: &str) -> PipelineRun 
                         }),
                         ..Default::default()
                     }),
-                    ..Default::default()
                 }),
-                ..Default::default()
             }),
             timeouts: Some(TimeoutFields {
                 pipeline: Some(config.timeout.unwrap_or_else(|| DEFAULT_TIMEOUT.to_owned())),
                 ..Default::default()
             }),
-            ..Default::default()
         },
         status: None,
     }
-}
-
-/// True when `run` is labelled as the PipelineRun of the WorkflowExecution `namespace/name`.
-pub fn is_owned_by(run: &PipelineRun, namespace: &str, name: &str) -> bool {
-    let labels = run.metadata.labels.as_ref();
-    let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-    owner_labels_match(
-        get(labels::WORKFLOW_EXECUTION),
-        get(labels::SOURCE_NAMESPACE),
-        namespace,
-        name,
-    )
-}
-
-/// True when the owner labels' values (`kubernaut.ai/workflow-execution`,
-/// `kubernaut.ai/source-namespace`) name the WorkflowExecution `namespace/name`.
-pub fn owner_labels_match(
-    execution_label: Option<&str>,
-    namespace_label: Option<&str>,
-    namespace: &str,
-    name: &str,
-) -> bool {
-    execution_label == Some(label_value(name).as_str())
-        && namespace_label == Some(label_value(namespace).as_str())
 }
 
 fn string_param(name: &str, value: &str) -> Param {
@@ -147,8 +102,9 @@ fn string_param(name: &str, value: &str) -> Param {
 mod tests {
     use super::*;
     use crate::WorkflowExecutionSpec;
+    use crate::api::names::is_label_value;
     use crate::api::{ExecutionConfig, RemediationRequestReference, WorkflowReference};
-    use crate::labels::is_label_value;
+    use crate::tekton::ownership::Holder;
 
     fn wfe(name: &str, target: &str) -> WorkflowExecution {
         let mut w = WorkflowExecution::new(
@@ -286,8 +242,10 @@ mod tests {
             1,
             "a spoofed TARGET_RESOURCE is never passed"
         );
-        assert!(is_owned_by(&pr, "team-a", &"n".repeat(63)));
-        assert!(!is_owned_by(&pr, "team-b", &"n".repeat(63)));
-        assert!(!is_owned_by(&pr, "team-a", "other"));
+        let owner = Owner::from_labels(pr.metadata.labels.as_ref().unwrap());
+        let seen_by = |ns: &str, name: &str| Owner::named(ns, name).sees(owner.as_ref());
+        assert_eq!(seen_by("team-a", &"n".repeat(63)), Holder::Ours);
+        assert_ne!(seen_by("team-b", &"n".repeat(63)), Holder::Ours);
+        assert_ne!(seen_by("team-a", "other"), Holder::Ours);
     }
 }

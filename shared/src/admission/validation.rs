@@ -9,11 +9,13 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
+use crate::admission::duration::parse_go_duration;
+use crate::admission::patterns;
+use crate::admission::target::{
+    DNS1123_SUBDOMAIN_MSG, TargetResource, compile, is_dns1123_subdomain,
+};
 use crate::api::WorkflowExecution;
-use crate::duration::parse_go_duration;
-use crate::limits::*;
-use crate::patterns;
-use crate::target::{DNS1123_SUBDOMAIN_MSG, TargetResource, compile, is_dns1123_subdomain};
+use crate::api::limits::*;
 
 static OCI_REFERENCE: LazyLock<Regex> = LazyLock::new(|| compile(patterns::OCI_REFERENCE));
 static SHA256_DIGEST: LazyLock<Regex> = LazyLock::new(|| compile(patterns::SHA256_DIGEST));

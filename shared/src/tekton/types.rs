@@ -1,7 +1,9 @@
 //! The subset of Tekton `tekton.dev/v1` PipelineRun and TaskRun that the controller writes and reads.
 //!
-//! No maintained Rust crate carries Tekton's types, so these are hand-written. Every struct keeps the
-//! fields it does not model in `extra`, so reading an object and writing it back loses nothing.
+//! No maintained Rust crate carries Tekton's types, so these are hand-written: exactly the fields the
+//! controller writes or reads, nothing else. Unknown fields are skipped by the parser (never
+//! allocated), which is what lets the controller cache these types directly
+//! ([`super::observed`]). The controller never reads an object back to write it, so nothing is lost.
 
 use std::collections::BTreeMap;
 
@@ -10,11 +12,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{Deserialize, Deserializer, Serialize};
 
-/// Fields a struct does not model, kept verbatim.
-pub type Extra = BTreeMap<String, Value>;
+use crate::api::ConditionStatus;
 
 /// Spec of a Tekton PipelineRun.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -39,8 +39,6 @@ pub struct PipelineRunSpec {
     pub task_run_template: Option<PipelineTaskRunTemplate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<TimeoutFields>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// Where the Pipeline comes from: by name, or through a resolver (we use `bundles`).
@@ -53,8 +51,6 @@ pub struct PipelineRef {
     pub resolver: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// A named parameter.
@@ -81,8 +77,6 @@ pub struct PipelineTaskRunTemplate {
     pub service_account_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplate>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// Tekton's pod template (the part we set).
@@ -91,8 +85,6 @@ pub struct PipelineTaskRunTemplate {
 pub struct PodTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// PipelineRun timeouts, as Go duration strings.
@@ -119,8 +111,6 @@ pub struct PipelineRunStatus {
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub child_references: Vec<ChildStatusReference>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// A Knative-style condition (`Succeeded` is the one that matters).
@@ -129,7 +119,9 @@ pub struct PipelineRunStatus {
 pub struct KnativeCondition {
     #[serde(rename = "type")]
     pub type_: String,
-    pub status: String,
+    /// Read leniently: anything but `True` or `False` is `Unknown`, as Knative defines it.
+    #[serde(deserialize_with = "lenient_status")]
+    pub status: ConditionStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,8 +143,6 @@ pub struct ChildStatusReference {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_task_name: Option<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// Spec of a Tekton TaskRun: the controller never writes TaskRuns, so nothing is modelled.
@@ -168,10 +158,7 @@ pub struct ChildStatusReference {
     derive = "Default",
     schema = "disabled"
 )]
-pub struct TaskRunSpec {
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+pub struct TaskRunSpec {}
 
 /// Status of a TaskRun: its condition and per-step container states.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -187,8 +174,6 @@ pub struct TaskRunStatus {
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepState>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// One step's container state (Tekton inlines `corev1.ContainerState`).
@@ -207,6 +192,67 @@ pub struct StepState {
     pub terminated: Option<ContainerStateTerminated>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_reason: Option<String>,
-    #[serde(flatten)]
-    pub extra: Extra,
+}
+
+fn lenient_status<'de, D: Deserializer<'de>>(d: D) -> Result<ConditionStatus, D::Error> {
+    let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+    Ok(ConditionStatus::from(s.as_ref()))
+}
+
+/// The `Succeeded` condition of a Tekton object: the one that says how it ended.
+pub fn succeeded(conditions: &[KnativeCondition]) -> Option<&KnativeCondition> {
+    conditions.iter().find(|c| c.type_ == "Succeeded")
+}
+
+impl KnativeCondition {
+    pub fn is_true(&self) -> bool {
+        self.status == ConditionStatus::True
+    }
+
+    pub fn is_false(&self) -> bool {
+        self.status == ConditionStatus::False
+    }
+}
+
+impl PipelineRunStatus {
+    pub fn succeeded(&self) -> Option<&KnativeCondition> {
+        succeeded(&self.conditions)
+    }
+
+    /// `Succeeded` is False: the run ended in failure.
+    pub fn has_failed(&self) -> bool {
+        self.succeeded().is_some_and(KnativeCondition::is_false)
+    }
+
+    /// Whether the PipelineRun has really started running its tasks. Tekton sets `startTime` (and
+    /// `Succeeded=Unknown/Started`) on its first look at a run, before resolving the pipeline or
+    /// creating any TaskRun, so neither says it started: reason `Running` does (TaskRuns exist), and
+    /// so does an end that ran tasks.
+    pub fn has_started(&self) -> bool {
+        match self.succeeded() {
+            Some(c) if c.is_true() => true,
+            Some(c) if c.is_false() => !self.child_references.is_empty(),
+            Some(c) => c.reason.as_deref() == Some("Running"),
+            None => false,
+        }
+    }
+
+    /// The children that are TaskRuns (a child without a kind is one), in Tekton's order.
+    pub fn task_run_children(&self) -> impl Iterator<Item = &ChildStatusReference> {
+        self.child_references
+            .iter()
+            .filter(|c| c.kind.as_deref().is_none_or(|k| k == "TaskRun"))
+    }
+}
+
+impl TaskRunStatus {
+    pub fn succeeded(&self) -> Option<&KnativeCondition> {
+        succeeded(&self.conditions)
+    }
+
+    /// Its `Succeeded` condition has settled (True or False): nothing about it changes any more.
+    pub fn is_settled(&self) -> bool {
+        self.succeeded()
+            .is_some_and(|c| c.status != ConditionStatus::Unknown)
+    }
 }

@@ -9,9 +9,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::labels;
-use crate::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
-use crate::pipelinerun::FINALIZER;
+use crate::api::limits::{DEFAULT_SERVICE_ACCOUNT, DEFAULT_TIMEOUT};
+use crate::api::names;
+use crate::api::names::FINALIZER;
 
 /// The values filled in when absent (configurable per installation).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,16 +61,16 @@ pub fn apply_defaults(raw: &Value, defaults: &Defaults) -> Value {
     };
     for (key, value) in [
         (
-            labels::WORKFLOW_ID,
-            workflow_id.as_deref().map(labels::label_value),
+            names::WORKFLOW_ID,
+            workflow_id.as_deref().map(names::label_value),
         ),
         (
-            labels::TARGET_RESOURCE,
-            target.as_deref().map(labels::target_label_value),
+            names::TARGET_RESOURCE,
+            target.as_deref().map(names::target_label_value),
         ),
         (
-            labels::REMEDIATION_REQUEST,
-            request.as_deref().map(labels::label_value),
+            names::REMEDIATION_REQUEST,
+            request.as_deref().map(names::label_value),
         ),
     ] {
         if let Some(value) = value.filter(|v| !v.is_empty()) {

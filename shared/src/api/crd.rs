@@ -5,8 +5,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
+use crate::admission::patterns;
 use crate::api::WorkflowExecution;
-use crate::patterns;
 
 /// Where the generated CRD lives, relative to the repository root.
 pub const CHART_CRD_PATH: &str =
@@ -35,11 +35,11 @@ pub fn crd() -> CustomResourceDefinition {
         schema.x_kubernetes_validations = Some(vec![ValidationRule {
             rule: format!(
                 "self.metadata.name.size() <= {}",
-                crate::limits::MAX_NAME_LEN
+                crate::api::limits::MAX_NAME_LEN
             ),
             message: Some(format!(
                 "metadata.name must be no more than {} characters: it is used as a label value",
-                crate::limits::MAX_NAME_LEN
+                crate::api::limits::MAX_NAME_LEN
             )),
             ..Default::default()
         }]);

@@ -1,0 +1,197 @@
+//! One plan per reconcile: everything a reconcile must do, decided here and only here.
+//!
+//! The controller asks [`look`] what to observe, observes it, and asks [`plan`] for the next
+//! [`Step`]. A step is either one side effect to carry out ([`Step::Act`]) — whose result comes back
+//! as an observation ([`Done`]) for the next call — or the finished [`Plan`]: the status to write
+//! (or none), the Events to publish after that write, the log lines, the metrics, and when to look
+//! again. Adoption, validation failure, the terminal guard, deadlines, lock expiry and cleanup are
+//! all decided here; the controller only carries the decisions out.
+
+mod cleanup;
+mod execution;
+mod lock;
+mod outcome;
+
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+
+pub use lock::{lock_due, lock_expired};
+pub use outcome::{CreateResult, Event, EventReason, EventType, LogLevel, LogLine, Metric};
+
+use crate::api::names::pipeline_run_name;
+use crate::api::{Phase, WorkflowExecution, WorkflowExecutionStatus};
+use crate::status::desired;
+use crate::tekton::PipelineRun;
+use crate::tekton::observed::{ObservedRun, ObservedTaskRun};
+
+/// Clock and tunables of one reconcile.
+#[derive(Clone, Debug)]
+pub struct Context<'a> {
+    pub now: Timestamp,
+    /// Namespace the PipelineRuns run in.
+    pub execution_namespace: &'a str,
+    /// How long a Completed/Failed execution keeps the target's lock (its PipelineRun).
+    pub cooldown: Duration,
+    /// Added to `executionConfig.timeout` before the controller's own deadline fires.
+    pub deadline_grace: Duration,
+    /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` turns False.
+    pub start_timeout: Duration,
+}
+
+impl Context<'_> {
+    fn desired(&self) -> desired::Context {
+        desired::Context {
+            now: self.now,
+            deadline_grace: self.deadline_grace,
+            start_timeout: self.start_timeout,
+        }
+    }
+}
+
+/// The PipelineRun a reconcile must look at, and where from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Look {
+    pub name: String,
+    pub source: Source,
+    /// Its TaskRuns too, once it has failed: they explain the failure.
+    pub task_runs: bool,
+}
+
+/// Where an observation comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The watch cache only (absent means absent).
+    Cache,
+    /// The cache, confirmed with a read when the cache does not have it (it may not have seen it
+    /// yet).
+    CacheThenRead,
+    /// A fresh read.
+    Read,
+}
+
+/// What a reconcile must observe of `wfe`, before planning.
+pub fn look(wfe: &WorkflowExecution) -> Option<Look> {
+    let status = wfe.status.as_ref();
+    let referenced = status
+        .and_then(|s| s.pipeline_run_ref.as_ref())
+        .map(|r| r.name.clone());
+    let phase = status.map(|s| s.phase).unwrap_or_default();
+    let (name, source) = if wfe.metadata.deletion_timestamp.is_some() {
+        if !cleanup::holds_finalizer(wfe) {
+            return None;
+        }
+        let name = referenced.unwrap_or_else(|| pipeline_run_name(&wfe.spec.target_resource));
+        (name, Source::Read)
+    } else {
+        match phase {
+            Phase::Pending => (pipeline_run_name(&wfe.spec.target_resource), Source::Cache),
+            Phase::Running => (referenced?, Source::CacheThenRead),
+            Phase::Completed | Phase::Failed => (referenced?, Source::Cache),
+            Phase::Skipped => return None,
+        }
+    };
+    let task_runs = source == Source::CacheThenRead;
+    Some(Look {
+        name,
+        source,
+        task_runs,
+    })
+}
+
+/// What the controller observed for this reconcile, and what came of the effects it carried out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen<'a> {
+    /// The PipelineRun [`look`] asked for, when it exists.
+    pub run: Option<&'a ObservedRun>,
+    /// The TaskRuns of `run`, when it has failed.
+    pub task_runs: &'a [ObservedTaskRun],
+    /// What came of the effects carried out so far in this reconcile, oldest first. Kept across
+    /// conflict retries, so a retry never repeats an effect.
+    pub done: &'a [Done],
+}
+
+/// One side effect for the controller to attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Add the cleanup finalizer (objects that bypassed the mutating webhook lack it).
+    AddFinalizer,
+    /// Create the PipelineRun; `AlreadyExists` is answered with who holds the name.
+    CreatePipelineRun(Box<PipelineRun>),
+    /// Delete exactly this PipelineRun (uid precondition: a newer run of the name is never touched).
+    DeletePipelineRun { name: String, uid: Option<String> },
+    /// Remove the cleanup finalizer: the execution may go.
+    RemoveFinalizer,
+}
+
+/// What came of an [`Effect`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Done {
+    FinalizerAdded,
+    /// The PipelineRun was created under this name.
+    Created(String),
+    /// The name is taken (`AlreadyExists`): this is who holds it.
+    NameTaken(Box<ObservedRun>),
+    /// The PipelineRun was deleted.
+    Deleted(String),
+    /// The PipelineRun was already gone, or replaced by another of the same name.
+    Gone(String),
+    FinalizerRemoved,
+    /// The API server refused the effect (not a conflict: those are retried from a fresh read).
+    Failed(String),
+}
+
+/// The next step of a reconcile.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per reconcile step, never stored
+pub enum Step {
+    /// Carry this out, then plan again with its result in [`Seen::done`].
+    Act(Effect),
+    /// Nothing more to attempt: carry out the plan.
+    Finish(Plan),
+}
+
+/// The end of a reconcile, carried out in this order: the status write (if any; a conflict means
+/// re-read and plan again), then — once it succeeded — the log lines, metrics and Events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The complete status to write, or `None` when nothing may or need be written.
+    pub status: Option<WorkflowExecutionStatus>,
+    pub events: Vec<Event>,
+    pub log: Vec<LogLine>,
+    pub metrics: Vec<Metric>,
+    /// When to reconcile again without a watch event (`None`: only on a change).
+    pub requeue: Option<Duration>,
+    /// An effect failed: after the rest, the reconcile reports the error and is retried.
+    pub failed: bool,
+}
+
+/// The next step for `wfe` given what was seen.
+pub fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
+    let step = if wfe.metadata.deletion_timestamp.is_some() {
+        cleanup::plan(wfe, seen, ctx)
+    } else {
+        match wfe.status.as_ref().map(|s| s.phase).unwrap_or_default() {
+            Phase::Pending | Phase::Running => execution::plan(wfe, seen, ctx),
+            Phase::Completed | Phase::Failed => lock::plan(wfe, seen, ctx),
+            Phase::Skipped => Step::Finish(Plan::default()),
+        }
+    };
+    match step {
+        Step::Finish(mut plan) => {
+            // Every effect of this reconcile gets its line, once, with the plan that ends it.
+            let effects = seen.done.iter().map(LogLine::effect);
+            plan.log.splice(0..0, effects);
+            Step::Finish(plan)
+        }
+        act => act,
+    }
+}
+
+/// The status `wfe` has now (the API server defaults it to Pending).
+fn current(wfe: &WorkflowExecution) -> WorkflowExecutionStatus {
+    wfe.status.clone().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;
