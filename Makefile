@@ -2,10 +2,10 @@
 .PHONY: up test crds fmt
 
 up:    ## bring up the local environment (control plane + CRDs + example), Ctrl-C to stop
-	bash tests/scripts/local-up.sh
+	bash scripts/local-up.sh
 
 test:  ## every check and test, installing what is missing
-	bash tests/scripts/test-all.sh
+	bash scripts/test-all.sh
 
 crds:  ## regenerate the CRD in the Helm chart
 	cargo run --quiet -p wfe-shared --bin crdgen

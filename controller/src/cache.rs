@@ -55,24 +55,28 @@ mod tests {
     use super::*;
     use serde_json::json;
     use wfe_shared::Phase;
+    use wfe_shared::fixtures;
 
     fn execution(phase: &str) -> WorkflowExecution {
-        serde_json::from_value(json!({
-            "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
-            "metadata": {"name": "w", "namespace": "team", "resourceVersion": "9", "uid": "u",
-                         "finalizers": [wfe_shared::api::names::FINALIZER],
-                         "labels": {"a": "b"}, "managedFields": [{"manager": "m"}]},
-            "spec": {"remediationRequestRef": {"name": "rr"},
-                     "workflowRef": {"workflowId": "restart", "version": "1", "containerImage": "quay.io/x/y:v1"},
-                     "targetResource": "ns/deployment/x", "parameters": {"A": "b"},
-                     "executionConfig": {"timeout": "30m"}},
-            "status": {"phase": phase, "startTime": "2026-01-01T00:00:00Z",
-                       "completionTime": "2026-01-01T00:01:00Z",
-                       "pipelineRunRef": {"name": "wfe-0123456789abcdef"},
-                       "conditions": [{"type": "TektonPipelineCreated", "status": "True", "reason": "PipelineCreated",
-                                       "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
-        }))
-        .unwrap()
+        fixtures::execution("w")
+            .namespace("team")
+            .resource_version("9")
+            .uid("u")
+            .finalized()
+            .set("metadata.labels", json!({"a": "b"}))
+            .set("metadata.managedFields", json!([{"manager": "m"}]))
+            .remediation_request("rr")
+            .workflow("restart", "1")
+            .image("quay.io/x/y:v1")
+            .target("ns/deployment/x")
+            .param("A", "b")
+            .timeout("30m")
+            .status(json!({"phase": phase, "startTime": "2026-01-01T00:00:00Z",
+                           "completionTime": "2026-01-01T00:01:00Z",
+                           "pipelineRunRef": {"name": "wfe-0123456789abcdef"},
+                           "conditions": [{"type": "TektonPipelineCreated", "status": "True", "reason": "PipelineCreated",
+                                           "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+            .build()
     }
 
     #[test]

@@ -91,17 +91,14 @@ impl OwnWrites {
 mod tests {
     use super::*;
     use serde_json::json;
+    use wfe_shared::fixtures::execution;
 
     fn version(rv: &str, phase: &str) -> WorkflowExecution {
-        serde_json::from_value(json!({
-            "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
-            "metadata": {"name": "w", "namespace": "team", "resourceVersion": rv},
-            "spec": {"remediationRequestRef": {"name": "rr"},
-                     "workflowRef": {"workflowId": "x", "version": "1", "containerImage": "q.io/a/b"},
-                     "targetResource": "ns/deployment/x"},
-            "status": {"phase": phase}
-        }))
-        .unwrap()
+        execution("w")
+            .namespace("team")
+            .resource_version(rv)
+            .status(json!({"phase": phase}))
+            .build()
     }
 
     #[test]

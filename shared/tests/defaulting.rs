@@ -4,18 +4,15 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use wfe_shared::admission::defaulting::{Defaults, apply_defaults, default_patch};
+use wfe_shared::fixtures::execution;
 
 fn minimal() -> Value {
-    json!({
-        "apiVersion": "kubernaut.ai/v1alpha1",
-        "kind": "WorkflowExecution",
-        "metadata": {"name": "wfe-1"},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-1"},
-            "workflowRef": {"workflowId": "restart deployment", "version": "1", "containerImage": "q.io/a/b"},
-            "targetResource": "payments/deployment/api"
-        }
-    })
+    execution("wfe-1")
+        .remove("metadata.namespace")
+        .workflow("restart deployment", "1")
+        .image("q.io/a/b")
+        .target("payments/deployment/api")
+        .json()
 }
 
 fn apply(raw: &Value, patch: &json_patch::Patch) -> Value {

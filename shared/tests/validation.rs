@@ -3,25 +3,15 @@
 use serde_json::{Value, json};
 use wfe_shared::WorkflowExecution;
 use wfe_shared::admission::validation::{ErrorType, validate, validate_update};
+use wfe_shared::fixtures::execution;
 
 fn valid() -> Value {
-    json!({
-        "apiVersion": "kubernaut.ai/v1alpha1",
-        "kind": "WorkflowExecution",
-        "metadata": {"name": "wfe-1", "namespace": "team-a"},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-1"},
-            "workflowRef": {
-                "workflowId": "restart-deployment",
-                "version": "1.2.0",
-                "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"
-            },
-            "targetResource": "payments/deployment/payment-api",
-            "parameters": {"REPLICAS": "3"},
-            "confidence": 0.9,
-            "executionConfig": {"timeout": "30m", "serviceAccountName": "runner"}
-        }
-    })
+    execution("wfe-1")
+        .param("REPLICAS", "3")
+        .confidence(0.9)
+        .timeout("30m")
+        .service_account("runner")
+        .json()
 }
 
 fn set(obj: &mut Value, path: &str, value: Value) {

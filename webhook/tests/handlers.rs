@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use wfe_shared::admission::defaulting::Defaults;
+use wfe_shared::fixtures::{self, execution};
 use wfe_webhook::metrics::Metrics;
 use wfe_webhook::router::{AppState, admission_router};
 use wfe_webhook::tls::CertStore;
@@ -25,36 +26,20 @@ fn state() -> AppState {
 }
 
 fn wfe(name: &str) -> Value {
-    json!({
-        "apiVersion": "kubernaut.ai/v1alpha1",
-        "kind": "WorkflowExecution",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-1"},
-            "workflowRef": {"workflowId": "restart", "version": "1.0.0",
-                            "containerImage": "quay.io/kubernaut/restart:v1"},
-            "targetResource": "payments/deployment/api"
-        }
-    })
+    execution(name)
+        .workflow("restart", "1.0.0")
+        .image("quay.io/kubernaut/restart:v1")
+        .target("payments/deployment/api")
+        .json()
 }
 
 fn review(operation: &str, object: Value, old: Option<Value>, dry_run: bool) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": "kubernaut.ai", "version": "v1alpha1", "kind": "WorkflowExecution"},
-            "resource": {"group": "kubernaut.ai", "version": "v1alpha1", "resource": "workflowexecutions"},
-            "name": object["metadata"]["name"],
-            "namespace": "team-a",
-            "operation": operation,
-            "userInfo": {"username": "admin"},
-            "object": object,
-            "oldObject": old,
-            "dryRun": dry_run
-        }
-    })
+    let r = fixtures::review(operation, object);
+    let r = match old {
+        Some(old) => r.old(old),
+        None => r,
+    };
+    if dry_run { r.dry_run() } else { r }.json()
 }
 
 async fn call(state: &AppState, path: &str, body: impl Into<Body>) -> (StatusCode, Value) {

@@ -16,6 +16,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 use wfe_certs::CertificateAuthority;
 use wfe_shared::admission::defaulting::Defaults;
+use wfe_shared::fixtures::{execution, review};
 use wfe_webhook::server::{ServerConfig, serve};
 use wfe_webhook::tls::CertPaths;
 
@@ -140,23 +141,12 @@ async fn connect(
 }
 
 fn review_body() -> Bytes {
-    Bytes::from(
-        serde_json::json!({
-            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-            "request": {
-                "uid": "u-1",
-                "kind": {"group": "kubernaut.ai", "version": "v1alpha1", "kind": "WorkflowExecution"},
-                "resource": {"group": "kubernaut.ai", "version": "v1alpha1", "resource": "workflowexecutions"},
-                "name": "a", "namespace": "ns", "operation": "CREATE", "userInfo": {},
-                "object": {"apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
-                    "metadata": {"name": "a"},
-                    "spec": {"remediationRequestRef": {"name": "rr"},
-                        "workflowRef": {"workflowId": "w", "version": "1.0.0", "containerImage": "quay.io/a/b:v1"},
-                        "targetResource": "ns/deployment/x"}}
-            }
-        })
-        .to_string(),
-    )
+    let object = execution("a")
+        .workflow("w", "1.0.0")
+        .image("quay.io/a/b:v1")
+        .target("ns/deployment/x")
+        .json();
+    Bytes::from(review("CREATE", object).uid("u-1").json().to_string())
 }
 
 async fn post(

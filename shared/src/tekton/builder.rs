@@ -101,40 +101,21 @@ fn string_param(name: &str, value: &str) -> Param {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::WorkflowExecutionSpec;
     use crate::api::names::is_label_value;
-    use crate::api::{ExecutionConfig, RemediationRequestReference, WorkflowReference};
+    use crate::fixtures::execution;
     use crate::tekton::ownership::Holder;
 
     fn wfe(name: &str, target: &str) -> WorkflowExecution {
-        let mut w = WorkflowExecution::new(
-            name,
-            WorkflowExecutionSpec {
-                remediation_request_ref: RemediationRequestReference {
-                    name: "rr".into(),
-                    ..Default::default()
-                },
-                workflow_ref: WorkflowReference {
-                    workflow_id: "Restart Deployment/v2".into(),
-                    version: "1.0.0".into(),
-                    container_image: "quay.io/k/restart:v1".into(),
-                    container_digest: None,
-                },
-                target_resource: target.into(),
-                parameters: BTreeMap::from([
-                    ("ZETA".into(), "z".into()),
-                    ("ALPHA".into(), "a".into()),
-                ]),
-                confidence: None,
-                rationale: None,
-                execution_config: Some(ExecutionConfig {
-                    timeout: Some("45m".into()),
-                    service_account_name: Some("runner".into()),
-                }),
-            },
-        );
-        w.metadata.namespace = Some("team-a".into());
-        w
+        execution(name)
+            .remediation_request("rr")
+            .workflow("Restart Deployment/v2", "1.0.0")
+            .image("quay.io/k/restart:v1")
+            .target(target)
+            .param("ZETA", "z")
+            .param("ALPHA", "a")
+            .timeout("45m")
+            .service_account("runner")
+            .build()
     }
 
     #[test]

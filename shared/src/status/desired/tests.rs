@@ -1,7 +1,7 @@
 use k8s_openapi::api::core::v1::ContainerStateTerminated;
-use serde_json::json;
 
 use super::*;
+use crate::fixtures::execution;
 use crate::tekton::{
     ChildStatusReference, KnativeCondition, PipelineRun, PipelineRunStatus, StepState, TaskRun,
     TaskRunSpec, TaskRunStatus,
@@ -20,19 +20,12 @@ fn ctx(secs: i64) -> Context {
 }
 
 fn wfe() -> WorkflowExecution {
-    let mut w: WorkflowExecution = serde_json::from_value(json!({
-        "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
-        "metadata": {"name": "restart-api", "namespace": "team-a", "generation": 1},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-1"},
-            "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0", "containerImage": "quay.io/k/r:v1"},
-            "targetResource": "payments/deployment/api",
-            "executionConfig": {"timeout": "10m"}
-        }
-    }))
-    .unwrap();
-    w.status = None;
-    w
+    execution("restart-api")
+        .generation(1)
+        .image("quay.io/k/r:v1")
+        .target("payments/deployment/api")
+        .timeout("10m")
+        .build()
 }
 
 fn cond(status: &str, reason: &str) -> KnativeCondition {

@@ -1,8 +1,11 @@
-//! Test harness: a private etcd + kube-apiserver per test binary, with our CRD and Tekton's installed.
+//! Test harness: a private etcd + kube-apiserver per test binary, with the CRDs its caller names
+//! installed, and the processes, ports and `/proc` readings around it. It knows nothing of the
+//! product: `wfe-tools` gives it the product's CRD.
 //!
 //! ```no_run
+//! # fn crds(_: &wfe_harness::Binaries) -> anyhow::Result<Vec<std::path::PathBuf>> { Ok(vec![]) }
 //! # async fn t() {
-//! let cp = wfe_tests::shared();            // started once per test binary, torn down at exit
+//! let cp = wfe_harness::shared(crds);      // started once per test binary, torn down at exit
 //! let client = cp.client().await;          // a fresh kube::Client for this test's runtime
 //! let ns = cp.namespace(&client, "demo").await; // a fresh namespace for this test
 //! # }
@@ -11,11 +14,8 @@
 
 mod binaries;
 mod control_plane;
-pub mod controller;
 mod process;
 pub mod procfs;
-pub mod tekton;
-pub mod webhook;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,24 +23,25 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub use binaries::{Binaries, repo_root};
-pub use control_plane::{ControlPlane, KubectlOutput};
+pub use control_plane::{ControlPlane, CrdFiles, KubectlOutput};
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
-/// The control plane shared by every test of this binary, started on first use.
+/// The control plane shared by every test of this binary, started on first use with the CRDs
+/// `crds` names (later calls get the same control plane).
 ///
 /// It is started from a dedicated thread that lives as long as the process: the children are bound
 /// to that thread with `PR_SET_PDEATHSIG`, so they die with the process however it ends (normal exit,
 /// panic, Ctrl-C, SIGKILL), and a reaper process removes the temporary directory afterwards.
 /// (Calling [`ControlPlane::start`] from a short-lived thread, e.g. tokio's `spawn_blocking`, would
 /// kill the control plane when that thread exits.)
-pub fn shared() -> &'static ControlPlane {
+pub fn shared(crds: CrdFiles) -> &'static ControlPlane {
     let result = SHARED.get_or_init(|| {
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("control-plane".into())
             .spawn(move || {
-                let started = ControlPlane::start().map_err(|e| format!("{e:#}"));
+                let started = ControlPlane::start(crds).map_err(|e| format!("{e:#}"));
                 let _ = tx.send(started);
                 loop {
                     std::thread::park();

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use wfe_tests::controller::{ControllerReplica, settings};
-use wfe_tests::tekton::TektonStandIn;
-use wfe_tests::webhook::LocalWebhook;
-use wfe_tests::{ControlPlane, repo_root};
+use wfe_tools::controller::{ControllerReplica, settings};
+use wfe_tools::tekton::TektonStandIn;
+use wfe_tools::webhook::LocalWebhook;
+use wfe_tools::{ControlPlane, repo_root};
 
 const NAMESPACE: &str = "wfe-demo";
 const EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
@@ -26,7 +26,7 @@ struct Product {
 
 fn main() -> ExitCode {
     let once = std::env::args().any(|a| a == "--once");
-    let cp = match ControlPlane::start() {
+    let cp = match wfe_tools::start() {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("local-env: the control plane could not start: {e:#}");

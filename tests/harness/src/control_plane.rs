@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
-use wfe_shared::WorkflowExecution;
 
-use crate::binaries::{Binaries, repo_root};
+use crate::binaries::Binaries;
 use crate::process::{free_port, http_ok, spawn_bound, spawn_reaper, tail};
 
 const FIELD_MANAGER: &str = "wfe-tests";
@@ -37,6 +38,9 @@ impl KubectlOutput {
 }
 
 /// A running etcd + kube-apiserver with our CRD and Tekton's installed.
+/// Which CRD files a control plane installs, given the cached binaries (Tekton's CRDs are there).
+pub type CrdFiles = fn(&Binaries) -> anyhow::Result<Vec<PathBuf>>;
+
 pub struct ControlPlane {
     pub binaries: Binaries,
     /// Temporary directory with data, PKI, logs and the kubeconfig.
@@ -52,14 +56,15 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     /// Builds/locates the binaries, starts etcd and kube-apiserver on free ports, writes an admin
-    /// kubeconfig, and installs the WorkflowExecution and Tekton CRDs. Blocking; call it outside an
+    /// kubeconfig, and installs the CRD files `crds` names (in order). Blocking; call it outside an
     /// async runtime (or from a dedicated thread).
-    pub fn start() -> anyhow::Result<Self> {
+    pub fn start(crds: CrdFiles) -> anyhow::Result<Self> {
         let binaries = Binaries::ensure()?;
+        let crds = crds(&binaries)?;
         let mut last_err = None;
         // A free port can be taken between probing and binding: retry with new ports.
         for _ in 0..3 {
-            match Self::start_once(binaries.clone()) {
+            match Self::start_once(binaries.clone(), &crds) {
                 Ok(cp) => return Ok(cp),
                 Err(e) => {
                     eprintln!("[control-plane] start attempt failed: {e:#}");
@@ -70,7 +75,7 @@ impl ControlPlane {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("control plane did not start")))
     }
 
-    fn start_once(binaries: Binaries) -> anyhow::Result<Self> {
+    fn start_once(binaries: Binaries, crds: &[PathBuf]) -> anyhow::Result<Self> {
         let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("wfe-control-plane-")
@@ -100,7 +105,7 @@ impl ControlPlane {
         runtime.block_on(async {
             let client = cp.try_client().await?;
             wait_ready(&client, &cp).await?;
-            cp.install_crds(&client).await
+            install_crds(&client, crds).await
         })?;
         eprintln!(
             "[control-plane] ready in {:.1}s: {} (kubeconfig {})",
@@ -186,49 +191,6 @@ impl ControlPlane {
             token = pki.token,
         );
         fs::write(&self.kubeconfig, body).context("writing the kubeconfig")
-    }
-
-    async fn install_crds(&self, client: &Client) -> anyhow::Result<()> {
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let mut files = vec![repo_root().join(wfe_shared::api::crd::CHART_CRD_PATH)];
-        let mut tekton: Vec<PathBuf> = fs::read_dir(&self.binaries.tekton_crds)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        tekton.sort();
-        files.extend(tekton);
-        let mut names = Vec::new();
-        for file in &files {
-            let text =
-                fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-            let crd: Value = serde_saphyr::from_str(&text)
-                .with_context(|| format!("parsing {}", file.display()))?;
-            let name = crd["metadata"]["name"]
-                .as_str()
-                .with_context(|| format!("{} has no metadata.name", file.display()))?
-                .to_owned();
-            crds.patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .with_context(|| format!("installing CRD {name} from {}", file.display()))?;
-            names.push(name);
-        }
-        for name in &names {
-            wait_established(&crds, name).await?;
-        }
-        // Established can precede the resource being served; list until it is.
-        let wfes: Api<WorkflowExecution> = Api::all(client.clone());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Err(e) = wfes.list(&ListParams::default().limit(1)).await {
-            if Instant::now() > deadline {
-                bail!("WorkflowExecution is not served 30s after its CRD was established: {e}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(())
     }
 
     /// A new client for the caller's async runtime (kube clients are bound to the runtime that built them).
@@ -366,6 +328,67 @@ impl Drop for ControlPlane {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Applies each CRD file and waits until every one is established and its resource is served.
+async fn install_crds(client: &Client, files: &[PathBuf]) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut installed = Vec::new();
+    for file in files {
+        let text =
+            fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let crd: Value =
+            serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .with_context(|| format!("{} has no metadata.name", file.display()))?
+            .to_owned();
+        crds.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("installing CRD {name} from {}", file.display()))?;
+        installed.push((name, crd));
+    }
+    for (name, crd) in &installed {
+        wait_established(&crds, name).await?;
+        wait_served(client, name, crd).await?;
+    }
+    Ok(())
+}
+
+/// Established can precede the resource being served; list it until it is.
+async fn wait_served(client: &Client, name: &str, crd: &Value) -> anyhow::Result<()> {
+    let spec = &crd["spec"];
+    let version = spec["versions"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["served"] == true))
+        .and_then(|v| v["name"].as_str())
+        .with_context(|| format!("CRD {name} serves no version"))?;
+    let resource = ApiResource {
+        group: spec["group"].as_str().unwrap_or_default().to_owned(),
+        version: version.to_owned(),
+        api_version: format!("{}/{version}", spec["group"].as_str().unwrap_or_default()),
+        kind: spec["names"]["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        plural: spec["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        if Instant::now() > deadline {
+            bail!("{name} is not served 30s after its CRD was established: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 async fn wait_ready(client: &Client, cp: &ControlPlane) -> anyhow::Result<()> {

@@ -5,8 +5,9 @@
 use kube::api::Api;
 use serde_json::{Value, json};
 use wfe_shared::WorkflowExecution;
-use wfe_tests::webhook::LocalWebhook;
-use wfe_tests::{KubectlOutput, shared};
+use wfe_shared::fixtures::execution;
+use wfe_tools::webhook::LocalWebhook;
+use wfe_tools::{KubectlOutput, shared};
 
 struct Env {
     ns: String,
@@ -30,18 +31,11 @@ async fn env(prefix: &str) -> Env {
 }
 
 fn manifest(name: &str) -> Value {
-    json!({
-        "apiVersion": "kubernaut.ai/v1alpha1",
-        "kind": "WorkflowExecution",
-        "metadata": {"name": name},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-payment-api-oom"},
-            "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0",
-                            "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"},
-            "targetResource": "payments/deployment/payment-api",
-            "parameters": {"GRACE_PERIOD_SECONDS": "30"}
-        }
-    })
+    execution(name)
+        .remove("metadata.namespace")
+        .remediation_request("rr-payment-api-oom")
+        .param("GRACE_PERIOD_SECONDS", "30")
+        .json()
 }
 
 async fn kubectl(args: &[&str], stdin: Option<&Value>) -> KubectlOutput {

@@ -10,51 +10,38 @@ use kube::api::{
 };
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use wfe_shared::api::{Phase, RemediationRequestReference, WorkflowReference};
+use wfe_shared::api::Phase;
+use wfe_shared::fixtures::{ExecutionBuilder, execution};
 use wfe_shared::tekton::{
     Param, ParamValue, PipelineRef, PipelineRun, PipelineRunSpec, TaskRun, TaskRunSpec,
 };
 use wfe_shared::{WorkflowExecution, WorkflowExecutionSpec};
-use wfe_tests::shared;
+use wfe_tools::shared;
 
 fn spec(target: &str) -> WorkflowExecutionSpec {
-    WorkflowExecutionSpec {
-        remediation_request_ref: RemediationRequestReference {
-            name: "rr-1".into(),
-            ..Default::default()
-        },
-        workflow_ref: WorkflowReference {
-            workflow_id: "restart-deployment".into(),
-            version: "1.0.0".into(),
-            container_image: "quay.io/kubernaut/workflows/restart:v1".into(),
-            container_digest: None,
-        },
-        target_resource: target.into(),
-        parameters: BTreeMap::from([("REPLICAS".into(), "3".into())]),
-        confidence: Some(0.9),
-        rationale: None,
-        execution_config: None,
-    }
+    stored("spec")
+        .target(target)
+        .confidence(0.9)
+        .remove("spec.executionConfig")
+        .build()
+        .spec
 }
 
 /// A valid manifest as JSON, to be broken field by field.
 fn manifest(name: &str) -> Value {
-    json!({
-        "apiVersion": "kubernaut.ai/v1alpha1",
-        "kind": "WorkflowExecution",
-        "metadata": {"name": name},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-1"},
-            "workflowRef": {
-                "workflowId": "restart-deployment",
-                "version": "1.0.0",
-                "containerImage": "quay.io/kubernaut/workflows/restart:v1"
-            },
-            "targetResource": "payments/deployment/payment-api",
-            "parameters": {"REPLICAS": "3"},
-            "executionConfig": {"timeout": "15m", "serviceAccountName": "runner"}
-        }
-    })
+    stored(name).json()
+}
+
+/// The suite's execution: version 1.0.0 of `restart:v1`, `REPLICAS=3`, 15m as `runner`, created in
+/// the test's namespace.
+fn stored(name: &str) -> ExecutionBuilder {
+    execution(name)
+        .remove("metadata.namespace")
+        .workflow("restart-deployment", "1.0.0")
+        .image("quay.io/kubernaut/workflows/restart:v1")
+        .param("REPLICAS", "3")
+        .timeout("15m")
+        .service_account("runner")
 }
 
 async fn setup(prefix: &str) -> (Client, String, Api<WorkflowExecution>) {
@@ -141,7 +128,7 @@ async fn created_with_kube_rs_reads_back_pending_with_no_controller() {
 async fn created_with_kubectl_reads_back_pending() {
     let (_client, ns, _api) = setup("pending-kubectl").await;
     let example =
-        std::fs::read_to_string(wfe_tests::repo_root().join("examples/workflowexecution.yaml"))
+        std::fs::read_to_string(wfe_tools::repo_root().join("examples/workflowexecution.yaml"))
             .expect("example manifest");
     let out = kubectl(&["create", "-n", &ns, "-f", "-"], Some(&example));
     assert!(
@@ -612,45 +599,5 @@ async fn tekton_runs_are_created_elsewhere_and_their_status_patched_through_the_
     assert_eq!(
         step.terminated.as_ref().and_then(|t| t.reason.as_deref()),
         Some("OOMKilled")
-    );
-}
-
-#[test]
-fn local_environment_comes_up_and_shows_the_example() {
-    let out = Command::new(env!("CARGO_BIN_EXE_local-env"))
-        .arg("--once")
-        .output()
-        .expect("local-env runs");
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
-    assert!(
-        all.contains("workflowexecution.kubernaut.ai/restart-payment-api created"),
-        "{all}"
-    );
-    // The controller and the Tekton stand-in take both examples to their outcome.
-    assert!(
-        all.contains("restart-payment-api   Completed   restart-deployment"),
-        "{all}"
-    );
-    let failed_row = "restart-cache         Failed      restart-deployment   cache/statefulset/redis           OOMKilled";
-    assert!(all.contains(failed_row), "{all}");
-    assert!(
-        all.contains("Failed in task remediate, step apply, exit code 137."),
-        "{all}"
-    );
-    assert!(all.contains("export KUBECONFIG="), "{all}");
-    // The webhook defaulted the example...
-    assert!(
-        all.contains(r#"{"serviceAccountName":"kubernaut-workflow-runner","timeout":"15m"}"#),
-        "{all}"
-    );
-    // ...and rejected the malformed one, naming the field.
-    assert!(
-        all.contains("The WorkflowExecution \"broken-restart\" is invalid"),
-        "{all}"
-    );
-    assert!(
-        all.contains("spec.workflowRef.containerDigest: Invalid value"),
-        "{all}"
     );
 }

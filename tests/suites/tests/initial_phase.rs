@@ -12,7 +12,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
-use wfe_tests::{eventually, shared};
+use wfe_shared::fixtures::execution;
+use wfe_tools::{eventually, shared};
 
 const GROUP: &str = "probe.kubernaut.ai";
 
@@ -54,19 +55,16 @@ async fn status_is_dropped_on_create_and_pending_comes_from_structural_defaults(
     let gvk = GroupVersionKind::gvk(GROUP, "v1alpha1", "WorkflowExecution");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "workflowexecutions");
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
-    let mut obj: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": format!("{GROUP}/v1alpha1"),
-        "kind": "WorkflowExecution",
-        "metadata": {"name": "probe"},
-        "spec": {
-            "remediationRequestRef": {"name": "rr-1"},
-            "workflowRef": {"workflowId": "w", "version": "1", "containerImage": "quay.io/x/y:v1"},
-            "targetResource": "ns1/deployment/app"
-        },
+    let object = execution("probe")
+        .remove("metadata.namespace")
+        .set("apiVersion", format!("{GROUP}/v1alpha1"))
+        .workflow("w", "1")
+        .image("quay.io/x/y:v1")
+        .target("ns1/deployment/app")
         // What a client or a mutating webhook might try: it is discarded.
-        "status": {"phase": "Running"}
-    }))
-    .expect("object");
+        .status(json!({"phase": "Running"}))
+        .json();
+    let mut obj: DynamicObject = serde_json::from_value(object).expect("object");
     obj = eventually("probe CRD served", Duration::from_secs(30), || {
         let api = api.clone();
         let obj = obj.clone();

@@ -7,7 +7,7 @@
 //! the maximum sustained rate, reading the webhook's CPU and RSS from /proc. Finally it registers the
 //! webhook with a real kube-apiserver and reports the webhook's share of a WorkflowExecution create.
 //!
-//! `cargo build --release -p wfe-webhook -p wfe-tests && target/release/webhook-bench`
+//! `cargo build --release -p wfe-webhook -p wfe-tools && target/release/webhook-bench`
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio_rustls::TlsConnector;
-use wfe_tests::procfs::{cpu_seconds, rss_kib};
+use wfe_tools::procfs::{cpu_seconds, rss_kib};
 
 #[derive(Parser, Debug)]
 #[command(about = "Load benchmark of wfe-webhook")]
@@ -288,10 +288,10 @@ fn ms(us: u64) -> String {
 async fn admission_share(hook: &Webhook, creates: usize) -> anyhow::Result<String> {
     use kube::api::{Api, PostParams};
     // `shared()` starts it from a thread that lives as long as the process (see its docs).
-    let cp = tokio::task::spawn_blocking(wfe_tests::shared).await?;
+    let cp = tokio::task::spawn_blocking(wfe_tools::shared).await?;
     let client = cp.client().await;
     let ns = cp.namespace(&client, "bench").await;
-    wfe_tests::webhook::register(&client, &ns, hook.addr, &hook.ca_pem).await?;
+    wfe_tools::webhook::register(&client, &ns, hook.addr, &hook.ca_pem).await?;
     let api: Api<wfe_shared::WorkflowExecution> = Api::namespaced(client.clone(), &ns);
     let metrics_before = scrape(&client).await?;
     let own_before = scrape_webhook(hook)?;

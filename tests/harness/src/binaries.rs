@@ -5,10 +5,11 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// The repository root (the workspace directory).
+/// The repository root (the workspace directory; this crate is `tests/harness`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
@@ -51,10 +52,10 @@ impl Binaries {
         Ok(())
     }
 
-    /// Runs `tests/scripts/build-control-plane.sh`, which builds or fetches each piece only when its
+    /// Runs `scripts/build-control-plane.sh`, which builds or fetches each piece only when its
     /// versioned cache entry is missing, and returns the cached paths.
     pub fn ensure() -> anyhow::Result<Self> {
-        let script = repo_root().join("tests/scripts/build-control-plane.sh");
+        let script = repo_root().join("scripts/build-control-plane.sh");
         let out = Command::new("bash")
             .arg(&script)
             .stderr(std::process::Stdio::inherit())
@@ -65,6 +66,17 @@ impl Binaries {
         }
         let cache = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         Self::in_cache(&cache)
+    }
+
+    /// Tekton's CRD files, in a stable order.
+    pub fn tekton_crd_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.tekton_crds)
+            .with_context(|| format!("reading {}", self.tekton_crds.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        Ok(files)
     }
 
     fn in_cache(cache: &Path) -> anyhow::Result<Self> {

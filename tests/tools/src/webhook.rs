@@ -13,10 +13,10 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::admission::defaulting::Defaults;
+use wfe_shared::fixtures::execution;
 use wfe_webhook::metrics::Metrics;
 use wfe_webhook::server::{ServerConfig, serve};
 use wfe_webhook::tls::CertPaths;
@@ -188,16 +188,16 @@ async fn wait_effective(client: &Client, namespace: &str) -> anyhow::Result<()> 
         ..Default::default()
     };
     let probe = |digest: &str| -> anyhow::Result<WorkflowExecution> {
-        Ok(serde_json::from_value(json!({
-            "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution",
-            "metadata": {"name": "webhook-probe"},
-            "spec": {
-                "remediationRequestRef": {"name": "probe"},
-                "workflowRef": {"workflowId": "probe", "version": "1.0.0",
-                    "containerImage": "quay.io/probe/probe:v1", "containerDigest": digest},
-                "targetResource": "probe/deployment/probe"
-            }
-        }))?)
+        Ok(serde_json::from_value(
+            execution("webhook-probe")
+                .remove("metadata.namespace")
+                .remediation_request("probe")
+                .workflow("probe", "1.0.0")
+                .image("quay.io/probe/probe:v1")
+                .set("spec.workflowRef.containerDigest", digest)
+                .target("probe/deployment/probe")
+                .json(),
+        )?)
     };
     let good = probe(&format!("sha256:{}", "a".repeat(64)))?;
     let mut bad = good.clone();

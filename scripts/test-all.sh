@@ -8,7 +8,7 @@ step() { printf '\n==> %s\n' "$*"; }
 start=$(date +%s)
 
 step "control plane binaries (cached by version)"
-bash tests/scripts/build-control-plane.sh >/dev/null
+bash scripts/build-control-plane.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

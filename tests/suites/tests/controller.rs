@@ -7,13 +7,14 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names::pipeline_run_name;
 use wfe_shared::api::{ConditionReason, ConditionStatus, ConditionType, FailureReason, Phase};
+use wfe_shared::fixtures::execution;
 use wfe_shared::tekton::{ParamValue, PipelineRun};
-use wfe_shared::{WorkflowExecution, WorkflowExecutionSpec};
-use wfe_tests::controller::{ControllerReplica, settings};
-use wfe_tests::tekton::TektonStandIn;
-use wfe_tests::{eventually, shared};
+use wfe_tools::controller::{ControllerReplica, settings};
+use wfe_tools::tekton::TektonStandIn;
+use wfe_tools::{eventually, shared};
 
 struct Env {
     client: Client,
@@ -54,19 +55,16 @@ impl Env {
     }
 
     async fn create(&self, name: &str, target: &str, outcome: Option<&str>) -> WorkflowExecution {
-        let mut params = BTreeMap::from([("REPLICAS".to_owned(), "3".to_owned())]);
+        let mut w = execution(name)
+            .remediation_request(&format!("rr-{name}"))
+            .target(target)
+            .param("REPLICAS", "3")
+            .timeout("10m")
+            .service_account("runner");
         if let Some(o) = outcome {
-            params.insert("SIMULATE_OUTCOME".into(), o.into());
+            w = w.param("SIMULATE_OUTCOME", o);
         }
-        let spec: WorkflowExecutionSpec = serde_json::from_value(json!({
-            "remediationRequestRef": {"name": format!("rr-{name}")},
-            "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0",
-                            "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"},
-            "targetResource": target,
-            "parameters": params,
-            "executionConfig": {"timeout": "10m", "serviceAccountName": "runner"}
-        }))
-        .unwrap();
+        let spec = w.build().spec;
         self.wfes
             .create(&PostParams::default(), &WorkflowExecution::new(name, spec))
             .await
@@ -299,10 +297,10 @@ async fn each_failure_class_is_classified_from_tekton_state() {
         assert_eq!(s.failure_reason, Some(reason));
         assert_eq!(d.exit_code, exit_code, "{outcome}");
         assert_eq!(d.was_execution_failure, executed, "{outcome}");
-        assert_eq!(d.failed_task_name, wfe_tests::tekton::TASK, "{outcome}");
+        assert_eq!(d.failed_task_name, wfe_tools::tekton::TASK, "{outcome}");
         assert_eq!(
             d.failed_step_name.as_deref(),
-            Some(wfe_tests::tekton::STEP),
+            Some(wfe_tools::tekton::STEP),
             "{outcome}"
         );
         assert!(
@@ -645,14 +643,12 @@ async fn a_run_that_never_starts_is_reported_and_the_own_deadline_still_fires_af
     settings.pipeline_start_timeout = Duration::from_secs(2);
     let _controller = ControllerReplica::start(e.client.clone(), settings);
     // No Tekton at all: the PipelineRun is created and never starts.
-    let spec: WorkflowExecutionSpec = serde_json::from_value(json!({
-        "remediationRequestRef": {"name": "rr-stuck"},
-        "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0",
-                        "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"},
-        "targetResource": "ns1/deployment/stuck",
-        "executionConfig": {"timeout": "6s"}
-    }))
-    .unwrap();
+    let spec = execution("stuck")
+        .remediation_request("rr-stuck")
+        .target("ns1/deployment/stuck")
+        .timeout("6s")
+        .build()
+        .spec;
     e.wfes
         .create(
             &PostParams::default(),

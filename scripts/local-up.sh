@@ -3,5 +3,5 @@
 # example WorkflowExecution, and prints how to reach it with kubectl. Ctrl-C stops and cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash tests/scripts/build-control-plane.sh >/dev/null
-exec cargo run --quiet --locked -p wfe-tests --bin local-env -- "$@"
+bash scripts/build-control-plane.sh >/dev/null
+exec cargo run --quiet --locked -p wfe-tools --bin local-env -- "$@"

@@ -7,7 +7,7 @@
 //! them (`apiserver_request_total`), 409s, writes during an idle period, and the controller's RSS with
 //! everything cached.
 //!
-//! `cargo build --release -p wfe-controller -p wfe-tests && target/release/controller-bench --executions 1000`
+//! `cargo build --release -p wfe-controller -p wfe-tools && target/release/controller-bench --executions 1000`
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
@@ -23,9 +23,10 @@ use hdrhistogram::Histogram;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use wfe_shared::fixtures::execution;
 use wfe_shared::{Phase, WorkflowExecution};
-use wfe_tests::procfs::{cpu_seconds, rss_kib};
-use wfe_tests::tekton::TektonStandIn;
+use wfe_tools::procfs::{cpu_seconds, rss_kib};
+use wfe_tools::tekton::TektonStandIn;
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark of wfe-controller against a real kube-apiserver")]
@@ -190,13 +191,13 @@ async fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("wfe-controller"),
     };
     // `shared()` starts it from a thread that lives as long as the process (see its docs).
-    let cp = tokio::task::spawn_blocking(wfe_tests::shared).await?;
+    let cp = tokio::task::spawn_blocking(wfe_tools::shared).await?;
     let client = cp.client().await;
     let ns = cp.namespace(&client, "bench").await;
     let exec_ns = cp.namespace(&client, "bench-exec").await;
     let webhook = match args.webhook {
         true => {
-            let w = wfe_tests::webhook::LocalWebhook::start().await?;
+            let w = wfe_tools::webhook::LocalWebhook::start().await?;
             w.register(&client, &ns).await?;
             Some(w)
         }
@@ -240,13 +241,14 @@ async fn main() -> anyhow::Result<()> {
         controller = Some(c);
     }
 
-    let template: WorkflowExecution = serde_json::from_value(serde_json::json!({
-        "apiVersion": "kubernaut.ai/v1alpha1", "kind": "WorkflowExecution", "metadata": {"name": "x"},
-        "spec": {"remediationRequestRef": {"name": "rr"},
-                 "workflowRef": {"workflowId": "restart-deployment", "version": "1.2.0", "containerImage": "quay.io/kubernaut/workflows/restart:v1.2.0"},
-                 "targetResource": "ns/deployment/x", "parameters": {"REPLICAS": "3"},
-                 "executionConfig": {"timeout": "30m", "serviceAccountName": "runner"}}
-    }))?;
+    let template: WorkflowExecution = execution("x")
+        .remove("metadata.namespace")
+        .remediation_request("rr")
+        .target("ns/deployment/x")
+        .param("REPLICAS", "3")
+        .timeout("30m")
+        .service_account("runner")
+        .build();
     let before = writes(&client).await?;
     let mut started = Instant::now();
     // The controller's CPU from here on (in backlog mode: from its start, initial list included).
