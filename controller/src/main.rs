@@ -21,6 +21,8 @@ use wfe_shared::api::names::DEFAULT_EXECUTION_NAMESPACE;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    #[command(flatten)]
+    log: LogArgs,
     /// Address for /healthz, /readyz and /metrics.
     #[arg(
         long,
@@ -68,8 +70,6 @@ struct Args {
     /// Most API requests in flight at once.
     #[arg(long, env = "WFE_KUBE_API_MAX_IN_FLIGHT", default_value_t = 64)]
     kube_api_max_in_flight: usize,
-    #[command(flatten)]
-    log: LogArgs,
 }
 
 #[tokio::main]

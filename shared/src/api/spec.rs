@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::limits;
 use super::status::WorkflowExecutionStatus;
@@ -12,6 +13,7 @@ use crate::admission::patterns;
 /// Desired execution of one remediation workflow against one target resource. Immutable once created.
 // Every printer column repeats `type_ = "string"`, which clippy mistakes for a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
+#[skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "kubernaut.ai",
@@ -76,42 +78,35 @@ pub struct WorkflowExecutionSpec {
     pub parameters: BTreeMap<String, String>,
 
     /// Confidence of the selection, 0.0–1.0 (audit only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub confidence: Option<f64>,
 
     /// Why this workflow was selected (audit only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = limits::MAX_RATIONALE_LEN))]
     pub rationale: Option<String>,
 
     /// How to run the workflow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_config: Option<ExecutionConfig>,
 }
 
 /// Reference to the RemediationRequest (a core `ObjectReference` with a required name).
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RemediationRequestReference {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Name of the RemediationRequest: the audit correlation id.
     #[schemars(length(min = 1, max = limits::MAX_REFERENCE_NAME_LEN))]
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_path: Option<String>,
 }
 
 /// The workflow (a Tekton bundle) to run.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowReference {
@@ -125,17 +120,16 @@ pub struct WorkflowReference {
     #[schemars(length(min = 1, max = limits::MAX_CONTAINER_IMAGE_LEN))]
     pub container_image: String,
     /// Digest of the bundle, `sha256:<64 hex>`; must agree with a digest in `containerImage`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(patterns::SHA256_DIGEST))]
     pub container_digest: Option<String>,
 }
 
 /// Execution settings; the admission webhook fills the defaults.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionConfig {
     /// PipelineRun timeout and the controller's own deadline, a Go duration (`30m`, `1h30m`), ≤ 24h.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         pattern(patterns::GO_DURATION),
         extend("x-kubernetes-validations" = [
@@ -145,7 +139,6 @@ pub struct ExecutionConfig {
     )]
     pub timeout: Option<String>,
     /// ServiceAccount the workflow's TaskRuns run as.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), pattern(patterns::DNS1123_SUBDOMAIN))]
     pub service_account_name: Option<String>,
 }

@@ -1,6 +1,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::condition::{Condition, ConditionStatus};
 
@@ -8,12 +9,12 @@ use super::condition::{Condition, ConditionStatus};
 ///
 /// `status` and `status.phase` carry structural defaults (`{}` and `Pending`) in the CRD, so the API
 /// server itself shows every object as `Pending` from the moment it is stored — see `docs/initial-phase.md`.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("default" = {}))]
 pub struct WorkflowExecutionStatus {
     /// The `metadata.generation` this status reflects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub observed_generation: Option<i64>,
 
@@ -22,45 +23,35 @@ pub struct WorkflowExecutionStatus {
     pub phase: Phase,
 
     /// When the PipelineRun was created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
 
     /// When the execution reached a terminal phase.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
 
     /// Rounded human duration between start and completion, e.g. `1m30s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub duration: Option<String>,
 
     /// The PipelineRun executing this WorkflowExecution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_run_ref: Option<PipelineRunRef>,
 
     /// Summary of the PipelineRun's state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_run_status: Option<PipelineRunStatusSummary>,
 
     /// Deprecated: mirror of `failureDetails.reason`, kept for older clients.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<FailureReason>,
 
     /// Why the execution failed, set when `phase` is `Failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_details: Option<Box<FailureDetails>>,
 
     /// Why the execution was skipped, set when `phase` is `Skipped`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_details: Option<Box<SkipDetails>>,
 
     /// Consecutive pre-execution failures on this target, carried forward between executions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub consecutive_failures: Option<i32>,
 
     /// Earliest time a new execution on this target may start (exponential backoff).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_allowed_execution: Option<Time>,
 
     /// Standard conditions, one per type.
@@ -111,15 +102,14 @@ pub struct PipelineRunRef {
 }
 
 /// Summary of the PipelineRun's `Succeeded` condition and task progress.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineRunStatusSummary {
     /// Status of the PipelineRun's `Succeeded` condition.
     pub status: ConditionStatus,
     /// Tekton's reason, e.g. `Running`, `Succeeded`, `PipelineRunTimeout`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default)]
     #[schemars(range(min = 0))]
@@ -143,6 +133,7 @@ pub enum FailureReason {
 }
 
 /// What failed, where, and why.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureDetails {
@@ -152,13 +143,11 @@ pub struct FailureDetails {
     /// Pipeline task name of the failed task; empty when no task ran.
     #[serde(default)]
     pub failed_task_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step_name: Option<String>,
     pub reason: FailureReason,
     #[schemars(length(max = 32768))]
     pub message: String,
     /// First non-zero step exit code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     pub failed_at: Time,
     /// How long the workflow ran before failing, e.g. `2m5s`.
@@ -179,45 +168,41 @@ pub enum SkipReason {
 }
 
 /// Details of a skip.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SkipDetails {
     pub reason: SkipReason,
     pub message: String,
     pub skipped_at: Time,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicting_workflow: Option<ConflictingWorkflowRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent_remediation: Option<RecentRemediationRef>,
 }
 
 /// The execution holding the target's lock.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConflictingWorkflowRef {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub workflow_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     pub target_resource: String,
 }
 
 /// The recent execution that put the target in cooldown or backoff.
+#[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecentRemediationRef {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub workflow_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
     /// Phase the recent execution ended in.
     pub outcome: Phase,
     pub target_resource: String,
     /// How long until a new execution is allowed, e.g. `3m20s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown_remaining: Option<String>,
 }

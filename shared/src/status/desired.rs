@@ -91,13 +91,7 @@ pub fn desired_status(
                 message: format!("spec is invalid: {}", report.message()),
                 was_execution_failure: false,
             };
-            b.condition(
-                T::TektonPipelineCreated,
-                S::False,
-                R::PipelineCreationFailed,
-                c.message.clone(),
-            );
-            b.fail(c, None);
+            b.creation_failed(c);
         }
         Observation::PipelineRunCreated { name, adopted } => {
             b.status.phase = Phase::Running;
@@ -144,13 +138,7 @@ pub fn desired_status(
             let c = unknown(format!(
                 "PipelineRun {name} already exists for this target and carries no kubernaut.ai/workflow-execution label: it was not created by this controller; remove it or investigate who created it"
             ));
-            b.condition(
-                T::TektonPipelineCreated,
-                S::False,
-                R::PipelineCreationFailed,
-                c.message.clone(),
-            );
-            b.fail(c, None);
+            b.creation_failed(c);
         }
         Observation::PipelineRunMissing => {
             b.fail(unknown("PipelineRun deleted externally".into()), None);
@@ -220,6 +208,17 @@ impl Builder<'_> {
             generation,
             &self.now,
         );
+    }
+
+    /// No PipelineRun could be created: `TektonPipelineCreated` False, and the execution fails.
+    fn creation_failed(&mut self, c: Classification) {
+        self.condition(
+            T::TektonPipelineCreated,
+            S::False,
+            R::PipelineCreationFailed,
+            c.message.clone(),
+        );
+        self.fail(c, None);
     }
 
     fn observe_run(&mut self, run: &ObservedRun, task_runs: &[ObservedTaskRun], ctx: &Context) {

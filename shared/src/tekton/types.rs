@@ -13,16 +13,17 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_with::skip_serializing_none;
 
 use crate::api::ConditionStatus;
 
 /// Spec of a Tekton PipelineRun.
+#[skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "tekton.dev",
     version = "v1",
     kind = "PipelineRun",
-    plural = "pipelineruns",
     namespaced,
     status = "PipelineRunStatus",
     derive = "PartialEq",
@@ -31,23 +32,19 @@ use crate::api::ConditionStatus;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineRunSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_ref: Option<PipelineRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_run_template: Option<PipelineTaskRunTemplate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<TimeoutFields>,
 }
 
 /// Where the Pipeline comes from: by name, or through a resolver (we use `bundles`).
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineRef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
@@ -70,50 +67,47 @@ pub enum ParamValue {
 }
 
 /// Settings applied to every TaskRun of the PipelineRun.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineTaskRunTemplate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplate>,
 }
 
 /// Tekton's pod template (the part we set).
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodTemplate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<PodSecurityContext>,
 }
 
 /// PipelineRun timeouts, as Go duration strings.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimeoutFields {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finally: Option<String>,
 }
 
 /// Status of a PipelineRun.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineRunStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<KnativeCondition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub child_references: Vec<ChildStatusReference>,
 }
 
 /// A Knative-style condition (`Succeeded` is the one that matters).
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KnativeCondition {
@@ -122,36 +116,30 @@ pub struct KnativeCondition {
     /// Read leniently: anything but `True` or `False` is `Unknown`, as Knative defines it.
     #[serde(deserialize_with = "lenient_status")]
     pub status: ConditionStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
 }
 
 /// A child (TaskRun, CustomRun) of a PipelineRun.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChildStatusReference {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_task_name: Option<String>,
 }
 
 /// Spec of a Tekton TaskRun: the controller never writes TaskRuns, so nothing is modelled.
+#[skip_serializing_none]
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "tekton.dev",
     version = "v1",
     kind = "TaskRun",
-    plural = "taskruns",
     namespaced,
     status = "TaskRunStatus",
     derive = "PartialEq",
@@ -161,36 +149,29 @@ pub struct ChildStatusReference {
 pub struct TaskRunSpec {}
 
 /// Status of a TaskRun: its condition and per-step container states.
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRunStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<KnativeCondition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepState>,
 }
 
 /// One step's container state (Tekton inlines `corev1.ContainerState`).
+#[skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepState {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<ContainerStateWaiting>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<ContainerStateRunning>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminated: Option<ContainerStateTerminated>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_reason: Option<String>,
 }
 

@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         );
         if !once {
             println!("Press Ctrl-C to stop it and remove its files.");
-            wait_for_signal().await;
+            wfe_ops::signal::shutdown_signal().await;
             println!("stopping");
         }
         anyhow::Ok(())
@@ -192,20 +192,4 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         _controller: controller,
         _tekton: tekton,
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(e) => {
-            eprintln!("local-env: cannot listen for SIGTERM ({e}); stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
