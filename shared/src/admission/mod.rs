@@ -4,5 +4,6 @@
 pub mod defaulting;
 pub mod duration;
 pub mod patterns;
+mod report;
 pub mod target;
 pub mod validation;

@@ -11,6 +11,7 @@ mod cleanup;
 mod execution;
 mod lock;
 mod outcome;
+mod transition;
 
 use std::time::Duration;
 

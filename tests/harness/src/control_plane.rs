@@ -1,6 +1,6 @@
-//! A private etcd + kube-apiserver, like controller-runtime's envtest.
+//! A private etcd + kube-apiserver, like controller-runtime's envtest: started, reached (kubeconfig,
+//! clients, kubectl, namespaces) and stopped.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -9,18 +9,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{
-    Api, ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use serde_json::Value;
 
 use crate::binaries::Binaries;
+use crate::crds::install_crds;
+use crate::pki::Pki;
 use crate::process::{free_port, http_ok, spawn_bound, spawn_reaper, tail};
 
-const FIELD_MANAGER: &str = "wfe-tests";
+pub(crate) const FIELD_MANAGER: &str = "wfe-tests";
 
 /// What a kubectl run printed.
 #[derive(Clone, Debug)]
@@ -37,10 +35,10 @@ impl KubectlOutput {
     }
 }
 
-/// A running etcd + kube-apiserver with our CRD and Tekton's installed.
 /// Which CRD files a control plane installs, given the cached binaries (Tekton's CRDs are there).
 pub type CrdFiles = fn(&Binaries) -> anyhow::Result<Vec<PathBuf>>;
 
+/// A running etcd + kube-apiserver with the CRDs its caller named installed.
 pub struct ControlPlane {
     pub binaries: Binaries,
     /// Temporary directory with data, PKI, logs and the kubeconfig.
@@ -330,67 +328,6 @@ impl Drop for ControlPlane {
     }
 }
 
-/// Applies each CRD file and waits until every one is established and its resource is served.
-async fn install_crds(client: &Client, files: &[PathBuf]) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut installed = Vec::new();
-    for file in files {
-        let text =
-            fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let crd: Value =
-            serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-        let name = crd["metadata"]["name"]
-            .as_str()
-            .with_context(|| format!("{} has no metadata.name", file.display()))?
-            .to_owned();
-        crds.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .with_context(|| format!("installing CRD {name} from {}", file.display()))?;
-        installed.push((name, crd));
-    }
-    for (name, crd) in &installed {
-        wait_established(&crds, name).await?;
-        wait_served(client, name, crd).await?;
-    }
-    Ok(())
-}
-
-/// Established can precede the resource being served; list it until it is.
-async fn wait_served(client: &Client, name: &str, crd: &Value) -> anyhow::Result<()> {
-    let spec = &crd["spec"];
-    let version = spec["versions"]
-        .as_array()
-        .and_then(|vs| vs.iter().find(|v| v["served"] == true))
-        .and_then(|v| v["name"].as_str())
-        .with_context(|| format!("CRD {name} serves no version"))?;
-    let resource = ApiResource {
-        group: spec["group"].as_str().unwrap_or_default().to_owned(),
-        version: version.to_owned(),
-        api_version: format!("{}/{version}", spec["group"].as_str().unwrap_or_default()),
-        kind: spec["names"]["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        plural: spec["names"]["plural"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = api.list(&ListParams::default().limit(1)).await {
-        if Instant::now() > deadline {
-            bail!("{name} is not served 30s after its CRD was established: {e}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
 async fn wait_ready(client: &Client, cp: &ControlPlane) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -408,84 +345,4 @@ async fn wait_ready(client: &Client, cp: &ControlPlane) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let crd = crds.get(name).await?;
-        let established = crd
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            });
-        if established {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("CRD {name} not Established after 30s: {:?}", crd.status);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The control plane's certificates and credentials, written into its directory.
-struct Pki {
-    ca_cert: PathBuf,
-    serving_cert: PathBuf,
-    serving_key: PathBuf,
-    sa_private: PathBuf,
-    sa_public: PathBuf,
-    token_file: PathBuf,
-    token: String,
-}
-
-impl Pki {
-    fn write(dir: &Path) -> anyhow::Result<Self> {
-        let pki = dir.join("pki");
-        fs::create_dir_all(&pki)?;
-        let ca = wfe_certs::CertificateAuthority::generate("wfe-test-control-plane-ca")?;
-        let serving = ca.issue_server(
-            "kube-apiserver",
-            &[
-                "localhost".into(),
-                "127.0.0.1".into(),
-                "kubernetes.default.svc".into(),
-            ],
-        )?;
-        let (sa_private, sa_public) = wfe_certs::signing_key_pair()?;
-        let token = random_hex(16)?;
-        let this = Self {
-            ca_cert: pki.join("ca.crt"),
-            serving_cert: pki.join("apiserver.crt"),
-            serving_key: pki.join("apiserver.key"),
-            sa_private: pki.join("sa.key"),
-            sa_public: pki.join("sa.pub"),
-            token_file: pki.join("tokens.csv"),
-            token,
-        };
-        fs::write(&this.ca_cert, ca.cert_pem())?;
-        fs::write(&this.serving_cert, serving.cert_pem)?;
-        fs::write(&this.serving_key, serving.key_pem)?;
-        fs::write(&this.sa_private, sa_private)?;
-        fs::write(&this.sa_public, sa_public)?;
-        fs::write(
-            &this.token_file,
-            format!("{},admin,admin,\"system:masters\"\n", this.token),
-        )?;
-        Ok(this)
-    }
-}
-
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    }))
 }

@@ -14,6 +14,8 @@
 
 mod binaries;
 mod control_plane;
+mod crds;
+mod pki;
 mod process;
 pub mod procfs;
 
