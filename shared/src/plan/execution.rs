@@ -159,8 +159,9 @@ fn transition(
             Observation::PipelineRunCreated { adopted: true, .. }
         );
         let invalid = matches!(observation, Observation::InvalidSpec(_));
-        plan.events.push(event(wfe, &after, adopted, invalid, ctx));
-        plan.log.push(transition_line(before.phase, &after));
+        let event = event(wfe, &after, adopted, invalid, ctx);
+        plan.log.push(transition_line(before.phase, &after, &event));
+        plan.events.push(event);
         if after.phase.is_terminal() {
             plan.metrics.push(Metric::Finished {
                 outcome: after.phase,

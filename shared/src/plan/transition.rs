@@ -78,22 +78,28 @@ pub(super) fn event(
     }
 }
 
-pub(super) fn transition_line(from: Phase, after: &WorkflowExecutionStatus) -> LogLine {
-    let failure = after.failure_details.as_ref();
-    let skip = after.skip_details.as_ref();
-    let reason = failure
+/// The log line of a phase transition; its message is the transition's Event note.
+pub(super) fn transition_line(
+    from: Phase,
+    after: &WorkflowExecutionStatus,
+    event: &Event,
+) -> LogLine {
+    let reason = after
+        .failure_details
+        .as_ref()
         .map(|d| format!("{:?}", d.reason))
-        .or_else(|| skip.map(|d| format!("{:?}", d.reason)));
-    let message = failure
-        .map(|d| d.message.clone())
-        .or_else(|| skip.map(|d| d.message.clone()))
-        .unwrap_or_default();
+        .or_else(|| {
+            after
+                .skip_details
+                .as_ref()
+                .map(|d| format!("{:?}", d.reason))
+        });
     LogLine::Transition {
         from,
         to: after.phase,
         reason,
         pipeline_run: after.pipeline_run_ref.as_ref().map(|r| r.name.clone()),
-        message,
+        message: event.note.clone(),
     }
 }
 

@@ -33,6 +33,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The controller's and webhook's log goes to a file beside the kubeconfig: one line per
+    // transition and side effect (WFE_LOG_LEVEL, WFE_LOG_FORMAT=json to change it).
+    let log = cp.dir.join("product.log");
+    if let Err(e) = init_log(&log) {
+        eprintln!("local-env: cannot write {}: {e:#}", log.display());
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,7 +54,8 @@ fn main() -> ExitCode {
         let product = demo(&cp).await?;
         let webhook = &product.webhook;
         println!(
-            "\nThe control plane is up at {server}; the admission webhook serves https://{hook} for namespace {NAMESPACE}; the controller and the Tekton stand-in run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n",
+            "\nThe control plane is up at {server}; the admission webhook serves https://{hook} for namespace {NAMESPACE}; the controller and the Tekton stand-in run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n  tail -f {log}   # the controller's and webhook's log\n",
+            log = log.display(),
             server = cp.server,
             hook = webhook.addr,
             kc = cp.kubeconfig.display(),
@@ -192,4 +200,20 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         _controller: controller,
         _tekton: tekton,
     })
+}
+
+/// Logs of the in-process controller and webhook, to `path`.
+fn init_log(path: &std::path::Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let level = std::env::var("WFE_LOG_LEVEL")
+        .unwrap_or_else(|_| "info,kube=warn,kube_lease_manager=warn".to_owned());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(level)?)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file));
+    match std::env::var("WFE_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().init(),
+        _ => builder.init(),
+    }
+    Ok(())
 }
