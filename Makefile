@@ -1,11 +1,14 @@
 # The two commands of the README, and helpers.
-.PHONY: up test crds fmt
+.PHONY: up test crds fmt mutants
 
 up:    ## bring up the local environment (control plane + CRDs + example), Ctrl-C to stop
 	bash scripts/local-up.sh
 
 test:  ## every check and test, installing what is missing
 	bash scripts/test-all.sh
+
+mutants:  ## mutation testing of the pure crates; FILES='glob ...' for a subset, BASE=rev for only what changed since it
+	FILES='$(FILES)' BASE='$(BASE)' bash scripts/mutants.sh
 
 crds:  ## regenerate the CRD in the Helm chart
 	cargo run --quiet -p wfe-shared --bin crdgen

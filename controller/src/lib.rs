@@ -5,7 +5,7 @@
 //! `wfe_shared::plan` → [`effects`] (side effects, their results fed back) → [`writer`] (every
 //! write, leader-guarded) → [`report`] (log lines and metrics) and [`events`]. Around it:
 //! [`leader`] (the lease), [`watches`] (caches and the controller loop), [`lock`] (the lock sweep),
-//! [`cache`] (what a cached execution keeps), [`own_writes`], [`metrics`].
+//! [`cache`] (what a cached execution keeps), [`own_writes`], [`memory`], [`metrics`].
 
 pub mod cache;
 pub mod context;
@@ -15,6 +15,7 @@ pub mod events;
 pub mod health;
 pub mod leader;
 pub mod lock;
+pub mod memory;
 pub mod metrics;
 pub mod observe;
 pub mod own_writes;

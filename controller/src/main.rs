@@ -72,8 +72,17 @@ struct Args {
     kube_api_max_in_flight: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads.
+    wfe_controller::memory::limit_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run_controller())
+}
+
+async fn run_controller() -> anyhow::Result<()> {
     let args = Args::parse();
     args.log.init()?;
     let identity = args

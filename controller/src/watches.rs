@@ -23,6 +23,7 @@ use crate::cache::trim_execution;
 use crate::context::{Clock, Context, Settings};
 use crate::health::Health;
 use crate::lock::expired_locks;
+use crate::memory::release_free_memory;
 use crate::reconcile::{error_policy, reconcile};
 
 /// The WorkflowExecution a PipelineRun or TaskRun belongs to, from its labels.
@@ -143,16 +144,4 @@ pub async fn run_controller(
         })
         .await;
     Ok(())
-}
-
-/// Returns freed heap pages to the OS. Watch events are parsed into short-lived buffers between
-/// long-lived cache entries, and executions are trimmed once terminal, so glibc's heap keeps many
-/// free pages that it would otherwise hold on to (measured: 10,000 executions drained from a
-/// backlog, see docs/benchmarks.md).
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases memory the allocator has already freed.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

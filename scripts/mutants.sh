@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Mutation testing of the pure crates (wfe-shared: every decision; wfe-ops), with cargo-mutants
+# installed pinned into a version-keyed cache on first use. Fits a 2-core machine: 2 jobs.
+#   make mutants                    # everything
+#   make mutants FILES='shared/src/plan/*.rs shared/src/tekton/classify.rs'
+#   make mutants BASE=origin/main   # only what changed since BASE (cargo mutants --in-diff)
+# Writes mutants.out/ and prints the score: caught / (caught + missed) of the viable mutants.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version="${CARGO_MUTANTS_VERSION:-27.1.0}"
+root="${WFE_TESTBIN_CACHE:-$HOME/.cache/wfe-testbin}/cargo-mutants-$version"
+bin="$root/bin/cargo-mutants"
+if [ ! -x "$bin" ]; then
+  echo "installing cargo-mutants $version into $root" >&2
+  cargo install --quiet --locked --version "$version" --root "$root" cargo-mutants
+fi
+
+args=(--package wfe-shared --package wfe-ops --jobs "${MUTANTS_JOBS:-2}" --no-shuffle)
+for f in ${FILES:-}; do args+=(--file "$f"); done
+if [ -n "${BASE:-}" ]; then
+  diff_file="$(mktemp)"
+  git diff "$BASE" -- shared ops > "$diff_file"
+  args+=(--in-diff "$diff_file")
+fi
+
+start=$(date +%s)
+set +e
+"$bin" mutants "${args[@]}" "$@"
+status=$?
+set -e
+count() { [ -f "mutants.out/$1.txt" ] && grep -c . "mutants.out/$1.txt" || echo 0; }
+caught=$(count caught); missed=$(count missed); timeout=$(count timeout); unviable=$(count unviable)
+viable=$((caught + missed))
+if [ "$viable" -gt 0 ]; then
+  score=$(awk -v c="$caught" -v v="$viable" 'BEGIN { printf "%.1f", 100 * c / v }')
+else
+  score="n/a"
+fi
+echo
+echo "mutation score: $score% ($caught caught of $viable viable; $missed missed, $timeout timeouts, $unviable unviable) in $(( $(date +%s) - start ))s"
+[ "$missed" -gt 0 ] && { echo "missed:"; sed 's/^/  /' mutants.out/missed.txt; }
+# cargo-mutants exits 2 when mutants were missed, 3 on timeouts: report, and pass that on.
+exit "$status"
