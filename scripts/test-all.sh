@@ -2,7 +2,7 @@
 # Runs every check and test of the project, installing what it needs on a fresh machine:
 # the control plane (etcd, kube-apiserver, kubectl, Tekton CRDs) is built once and cached by version.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 start=$(date +%s)
