@@ -351,6 +351,19 @@ fn a_finished_lock_is_released_once_after_the_cooldown() {
         "{}",
         p.events[0].note
     );
+    let refused = [Done::Failed("forbidden".into())];
+    let p = finish(plan(
+        &w,
+        &Seen {
+            done: &refused,
+            ..seen
+        },
+        &ctx(300),
+    ));
+    assert!(
+        p.failed && p.events.is_empty(),
+        "a refused delete is retried, never announced"
+    );
     let gone = [Done::Gone(ours.name().to_owned())];
     assert!(
         finish(plan(
