@@ -8,6 +8,9 @@ use wfe_shared::plan::{LogLevel, LogLine, Metric};
 use crate::metrics::Metrics;
 
 pub fn log(lines: &[LogLine], wfe: &WorkflowExecution) {
+    if lines.is_empty() {
+        return;
+    }
     let execution = format!("{}/{}", wfe.namespace().unwrap_or_default(), wfe.name_any());
     let target = wfe.spec.target_resource.as_str();
     for line in lines {

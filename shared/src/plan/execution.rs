@@ -31,15 +31,6 @@ struct Created<'a> {
 }
 
 fn pending(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
-    let report = validate(wfe);
-    if !report.is_valid() {
-        return Step::Finish(transition(
-            wfe,
-            Observation::InvalidSpec(&report),
-            None,
-            ctx,
-        ));
-    }
     let me = Owner::of(wfe);
     for done in seen.done {
         let created = match done {
@@ -64,6 +55,17 @@ fn pending(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step 
             wfe,
             created.observation,
             Some(created.result),
+            ctx,
+        ));
+    }
+    // Validated once, before the first effect: the spec is immutable, so once an effect was
+    // carried out it was valid.
+    let report = validate(wfe);
+    if !report.is_valid() {
+        return Step::Finish(transition(
+            wfe,
+            Observation::InvalidSpec(&report),
+            None,
             ctx,
         ));
     }
