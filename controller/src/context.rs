@@ -12,6 +12,8 @@ use kube::runtime::reflector::Store;
 use wfe_shared::plan;
 use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
 
+use crate::cache::Cached;
+
 use crate::metrics::Metrics;
 use crate::own_writes::OwnWrites;
 
@@ -51,8 +53,8 @@ pub fn system_clock() -> Clock {
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
-    pub runs: Store<ObservedRun>,
-    pub task_runs: Store<ObservedTaskRun>,
+    pub runs: Store<Cached<ObservedRun>>,
+    pub task_runs: Store<Cached<ObservedTaskRun>>,
     /// Who publishes Events. Each Event is published once (one per transition), so no recorder —
     /// and no recorder cache, which would only grow — is kept between events.
     pub reporter: Reporter,

@@ -5,7 +5,7 @@ use kube::api::Api;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names::FINALIZER;
 use wfe_shared::plan::{Done, Effect};
-use wfe_shared::tekton::observed::ObservedRun;
+use wfe_shared::tekton::observed::{ObservedRun, Watched};
 
 use crate::context::Context;
 use crate::error::{Error, is_kube_conflict, is_not_found};
@@ -49,13 +49,13 @@ pub async fn carry_out(
                 Ok(_) => Ok(Done::Created(name)),
                 // The deterministic name is the lock: someone holds it. Who?
                 Err(Error::Kube(e)) if is_kube_conflict(&e) => {
-                    let holder = Api::<ObservedRun>::namespaced(
+                    let holder = Api::<Watched<ObservedRun>>::namespaced(
                         ctx.client.clone(),
                         &ctx.settings.execution_namespace,
                     )
                     .get(&name)
                     .await?;
-                    Ok(Done::NameTaken(Box::new(holder)))
+                    Ok(Done::NameTaken(Box::new(holder.observed)))
                 }
                 Err(Error::Kube(e)) => Ok(Done::Failed(e.to_string())),
                 Err(e) => Err(e),

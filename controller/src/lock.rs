@@ -13,11 +13,12 @@ use wfe_shared::WorkflowExecution;
 use wfe_shared::plan::{lock_due, lock_expired};
 use wfe_shared::tekton::observed::ObservedRun;
 
+use crate::cache::Cached;
 use crate::context::Context;
 
 pub fn expired_locks(
     wfes: Store<WorkflowExecution>,
-    runs: Store<ObservedRun>,
+    runs: Store<Cached<ObservedRun>>,
     ctx: Arc<Context>,
 ) -> impl Stream<Item = ObjectRef<WorkflowExecution>> + Send + 'static {
     let every = (ctx.settings.cooldown / 10).clamp(Duration::from_secs(1), Duration::from_secs(10));
@@ -41,7 +42,7 @@ pub fn expired_locks(
                         .as_ref()
                         .and_then(|s| s.pipeline_run_ref.as_ref())
                         .and_then(|r| runs.get(&ObjectRef::new(&r.name).within(exec_ns)));
-                    lock_due(w, run.as_deref(), now, ctx.settings.cooldown)
+                    lock_due(w, run.as_deref().map(|r| &r.0), now, ctx.settings.cooldown)
                 })
                 .map(|w| ObjectRef::from_obj(&*w))
                 .collect();

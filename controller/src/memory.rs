@@ -21,8 +21,8 @@ pub fn limit_arenas() {
 
 /// Returns freed heap pages to the OS. Watch events are parsed into short-lived buffers between
 /// long-lived cache entries, and executions are trimmed once terminal, so glibc's heap keeps many
-/// free pages that it would otherwise hold on to (measured: 10,000 executions drained from a
-/// backlog, see docs/benchmarks.md).
+/// free pages that it would otherwise hold on to. Called every 2 s: at 10,000 executions 47.8 MiB
+/// resident instead of 50.3 MiB when called every 10 s, at no measurable CPU (docs/benchmarks.md).
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases memory the allocator has already freed.

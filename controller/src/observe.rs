@@ -7,15 +7,16 @@ use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::plan::{self, Done, Seen, Source};
-use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun, PIPELINE_RUN_LABEL};
+use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun, PIPELINE_RUN_LABEL, Watched};
 
+use crate::cache::Cached;
 use crate::context::Context;
 use crate::error::Error;
 
 /// What one reconcile observed.
 #[derive(Default)]
 pub struct Observed {
-    pub run: Option<Arc<ObservedRun>>,
+    pub run: Option<Arc<Cached<ObservedRun>>>,
     pub task_runs: Vec<ObservedTaskRun>,
 }
 
@@ -23,7 +24,7 @@ impl Observed {
     /// As the plan reads it, with the effects carried out so far.
     pub fn seen<'a>(&'a self, done: &'a [Done]) -> Seen<'a> {
         Seen {
-            run: self.run.as_deref(),
+            run: self.run.as_deref().map(|r| &r.0),
             task_runs: &self.task_runs,
             done,
         }
@@ -49,15 +50,18 @@ pub async fn observe(wfe: &WorkflowExecution, ctx: &Context) -> Result<Observed,
     Ok(Observed { run, task_runs })
 }
 
-fn cached(name: &str, ctx: &Context) -> Option<Arc<ObservedRun>> {
+fn cached(name: &str, ctx: &Context) -> Option<Arc<Cached<ObservedRun>>> {
     ctx.runs
         .get(&ObjectRef::new(name).within(&ctx.settings.execution_namespace))
 }
 
-async fn read(name: &str, ctx: &Context) -> Result<Option<Arc<ObservedRun>>, Error> {
-    let api: Api<ObservedRun> =
+async fn read(name: &str, ctx: &Context) -> Result<Option<Arc<Cached<ObservedRun>>>, Error> {
+    let api: Api<Watched<ObservedRun>> =
         Api::namespaced(ctx.client.clone(), &ctx.settings.execution_namespace);
-    Ok(api.get_opt(name).await?.map(Arc::new))
+    Ok(api
+        .get_opt(name)
+        .await?
+        .map(|w| Arc::new(Cached(w.observed))))
 }
 
 /// The TaskRuns that explain a failed PipelineRun. From the cache when it already holds every
@@ -71,17 +75,20 @@ async fn task_runs_of(run: &ObservedRun, ctx: &Context) -> Result<Vec<ObservedTa
             ctx.task_runs
                 .get(&ObjectRef::new(&c.name).within(exec_ns))
                 .filter(|tr| tr.is_settled())
-                .map(|tr| (*tr).clone())
+                .map(|tr| tr.0.clone())
         })
         .collect();
     if let Some(task_runs) = cached {
         return Ok(task_runs);
     }
     tracing::debug!(run = %run.name(), "TaskRuns not all settled in the cache; reading them");
-    let api: Api<ObservedTaskRun> = Api::namespaced(ctx.client.clone(), exec_ns);
+    let api: Api<Watched<ObservedTaskRun>> = Api::namespaced(ctx.client.clone(), exec_ns);
     let selector = format!("{PIPELINE_RUN_LABEL}={}", run.name());
     Ok(api
         .list(&ListParams::default().labels(&selector))
         .await?
-        .items)
+        .items
+        .into_iter()
+        .map(|w| w.observed)
+        .collect())
 }

@@ -1,12 +1,12 @@
 //! Watches and caches: WorkflowExecutions, and our PipelineRuns and TaskRuns in the execution
-//! namespace (slim, see `wfe_shared::tekton::observed`), wired into the controller loop with the
+//! namespace (slim, see `crate::cache::Cached`), wired into the controller loop with the
 //! lock sweep; plus the housekeeping that keeps the lock gauge current and gives memory back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
@@ -16,10 +16,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names;
-use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
+use wfe_shared::tekton::observed::{Observed, ObservedRun, ObservedTaskRun, Watched};
 use wfe_shared::tekton::ownership::Owner;
 
-use crate::cache::trim_execution;
+use crate::cache::{Cached, cached, trim_execution};
 use crate::context::{Clock, Context, Settings};
 use crate::health::Health;
 use crate::lock::expired_locks;
@@ -32,6 +32,50 @@ fn owner_of(owner: Option<&Owner>) -> Option<ObjectRef<WorkflowExecution>> {
     Some(ObjectRef::new(&owner.name).within(&owner.namespace))
 }
 
+/// Our runs of one Tekton kind in the execution namespace, cached slim; the stream yields each
+/// changed one.
+fn cache_of<T>(
+    client: &Client,
+    namespace: &str,
+) -> (
+    reflector::Store<Cached<T>>,
+    impl Stream<Item = Result<Cached<T>, watcher::Error>> + Send + 'static,
+)
+where
+    T: Observed + serde::de::DeserializeOwned,
+{
+    // Only our PipelineRuns and TaskRuns (Tekton copies the PipelineRun's labels onto its TaskRuns).
+    let ours = watcher::Config::default().labels(names::WORKFLOW_EXECUTION);
+    let (store, writer) = reflector::store();
+    let events = watcher(
+        Api::<Watched<T>>::namespaced(client.clone(), namespace),
+        ours,
+    )
+    .default_backoff()
+    .map_ok(cached);
+    (
+        store,
+        reflector::reflector(writer, events).touched_objects(),
+    )
+}
+
+/// Reconciles the execution each changed run belongs to. A watch error is logged; the watcher
+/// retries with backoff.
+fn owners_of<T: Observed>(
+    changed: impl Stream<Item = Result<Cached<T>, watcher::Error>> + Send + 'static,
+    owner: fn(&T) -> Option<&Owner>,
+) -> impl Stream<Item = ObjectRef<WorkflowExecution>> + Send + 'static {
+    changed.filter_map(move |changed| {
+        futures::future::ready(match changed {
+            Ok(run) => owner_of(owner(&run)),
+            Err(e) => {
+                tracing::warn!(kind = %<T::Kind as kube::Resource>::kind(&()), error = %e, "watch failed; retrying");
+                None
+            }
+        })
+    })
+}
+
 pub async fn run_controller(
     client: Client,
     settings: Settings,
@@ -41,29 +85,8 @@ pub async fn run_controller(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let exec_ns = settings.execution_namespace.clone();
-    // Only our PipelineRuns and TaskRuns (Tekton copies the PipelineRun's labels onto its TaskRuns),
-    // parsed into slim cached forms.
-    let ours = watcher::Config::default().labels(names::WORKFLOW_EXECUTION);
-    let (task_runs, task_runs_writer) = reflector::store();
-    let task_run_events = reflector::reflector(
-        task_runs_writer,
-        watcher(
-            Api::<ObservedTaskRun>::namespaced(client.clone(), &exec_ns),
-            ours.clone(),
-        )
-        .default_backoff(),
-    )
-    .touched_objects();
-    let (runs, runs_writer) = reflector::store();
-    let run_events = reflector::reflector(
-        runs_writer,
-        watcher(
-            Api::<ObservedRun>::namespaced(client.clone(), &exec_ns),
-            ours,
-        )
-        .default_backoff(),
-    )
-    .touched_objects();
+    let (task_runs, task_run_events) = cache_of::<ObservedTaskRun>(&client, &exec_ns);
+    let (runs, run_events) = cache_of::<ObservedRun>(&client, &exec_ns);
     let (wfes, wfe_writer) = reflector::store();
     let wfe_events = reflector::reflector(
         wfe_writer,
@@ -116,14 +139,11 @@ pub async fn run_controller(
                 }
                 _ = stop.cancelled() => return,
             }
-            // Keep the lock-holder gauge current, and give memory back every 10 s.
-            let mut tick: u64 = 0;
+            // Keep the lock-holder gauge current, and give memory back (a few milliseconds of
+            // one thread for a heap of tens of MiB) every 2 s.
             while !stop.is_cancelled() {
                 metrics.lock_holders.set(runs.len() as i64);
-                if tick.is_multiple_of(5) {
-                    let _ = tokio::task::spawn_blocking(release_free_memory).await;
-                }
-                tick += 1;
+                let _ = tokio::task::spawn_blocking(release_free_memory).await;
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         });
@@ -132,8 +152,8 @@ pub async fn run_controller(
     let expired = expired_locks(wfes.clone(), runs, ctx.clone());
     Controller::for_stream(wfe_events, wfes)
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .watches_stream(run_events, |run| owner_of(run.owner.as_ref()))
-        .watches_stream(task_run_events, |tr| owner_of(tr.owner.as_ref()))
+        .reconcile_on(owners_of(run_events, |run| run.owner.as_ref()))
+        .reconcile_on(owners_of(task_run_events, |tr| tr.owner.as_ref()))
         .reconcile_on(expired)
         .graceful_shutdown_on(async move { stop_signal.cancelled().await })
         .run(reconcile, error_policy, ctx)

@@ -13,6 +13,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
+use wfe_controller::cache::Cached;
 use wfe_controller::context::{Context, Settings};
 use wfe_controller::metrics::Metrics;
 use wfe_controller::reconcile::reconcile;
@@ -53,15 +54,17 @@ fn cached<T: serde::Serialize, C: serde::de::DeserializeOwned>(obj: T) -> C {
 
 /// A context with PipelineRuns and TaskRuns already cached.
 fn context_with(runs: Vec<PipelineRun>, task_runs: Vec<Value>) -> (Arc<Context>, Handle) {
-    let mut task_run_writer: Writer<ObservedTaskRun> = Writer::default();
+    let mut task_run_writer: Writer<Cached<ObservedTaskRun>> = Writer::default();
     for tr in task_runs {
-        task_run_writer.apply_watcher_event(&watcher::Event::Apply(cached(tr)));
+        task_run_writer.apply_watcher_event(&watcher::Event::Apply(Cached(cached(tr))));
     }
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let mut writer: Writer<ObservedRun> = Writer::default();
+    let mut writer: Writer<Cached<ObservedRun>> = Writer::default();
     for run in runs {
-        writer.apply_watcher_event(&watcher::Event::Apply(cached::<_, ObservedRun>(run)));
+        writer.apply_watcher_event(&watcher::Event::Apply(Cached(cached::<_, ObservedRun>(
+            run,
+        ))));
     }
     let ctx = Context {
         reporter: Reporter {

@@ -158,4 +158,69 @@ mod tests {
             assert_eq!(format_duration(d), s);
         }
     }
+
+    #[test]
+    fn edge_inputs() {
+        let ok = |s: &str| parse_go_duration(s);
+        // Every spelling of microseconds, fractions of every unit.
+        assert_eq!(ok("3µs"), Ok(Duration::from_micros(3)));
+        assert_eq!(ok("3μs"), Ok(Duration::from_micros(3)));
+        assert_eq!(ok("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(ok("0.25s"), Ok(Duration::from_millis(250)));
+        assert_eq!(ok("1.5ms"), Ok(Duration::from_micros(1500)));
+        assert_eq!(ok("2.5us"), Ok(Duration::from_nanos(2500)));
+        // A fraction below a nanosecond is dropped, as Go drops it.
+        assert_eq!(ok("1.9ns"), Ok(Duration::from_nanos(1)));
+        // Fractional digits past the 18th cannot change the result.
+        assert_eq!(
+            ok("1.0000000000000000009999h"),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(ok("0.1234567891s"), Ok(Duration::from_nanos(123_456_789)));
+        // Units in any order and repeated, as Go allows: they add up.
+        assert_eq!(ok("1s1h"), Ok(Duration::from_secs(3601)));
+        assert_eq!(ok("1m1m"), Ok(Duration::from_secs(120)));
+        assert_eq!(ok("00010s"), Ok(Duration::from_secs(10)));
+        // The largest duration that fits, and one nanosecond more.
+        assert_eq!(
+            ok("18446744073709551615ns"),
+            Ok(Duration::from_nanos(u64::MAX))
+        );
+        assert_eq!(ok("18446744073709551616ns"), Err(DurationError::Overflow));
+        assert_eq!(
+            ok("18446744073709551615ns1ns"),
+            Err(DurationError::Overflow)
+        );
+        // Each error names what is wrong.
+        assert_eq!(ok(""), Err(DurationError::Empty));
+        assert_eq!(ok("5.m"), Err(DurationError::Syntax));
+        assert_eq!(ok(".m"), Err(DurationError::Syntax));
+        assert_eq!(ok("5"), Err(DurationError::Syntax));
+        assert_eq!(
+            ok("00"),
+            Err(DurationError::Syntax),
+            "only a bare 0 needs no unit"
+        );
+        assert_eq!(ok("5x"), Err(DurationError::Syntax));
+        assert_eq!(ok("5mm"), Err(DurationError::Syntax));
+        assert_eq!(ok("1e3s"), Err(DurationError::Syntax));
+    }
+
+    #[test]
+    fn formats_every_boundary() {
+        for (d, s) in [
+            (Duration::from_micros(999), "0s"),
+            (Duration::from_millis(1), "1ms"),
+            (Duration::from_millis(999), "999ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(59), "59s"),
+            (Duration::from_secs(60), "1m0s"),
+            (Duration::from_millis(59_500), "1m0s"),
+            (Duration::from_secs(3599), "59m59s"),
+            (Duration::from_secs(7322), "2h2m2s"),
+            (Duration::from_secs(36_000), "10h0m0s"),
+        ] {
+            assert_eq!(format_duration(d), s, "{d:?}");
+        }
+    }
 }

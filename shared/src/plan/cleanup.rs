@@ -44,7 +44,7 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
         Some(run) if !run_handled && run.holder(&Owner::of(wfe)) == Holder::Ours => {
             Step::Act(Effect::DeletePipelineRun {
                 name: run.name().to_owned(),
-                uid: run.metadata.uid.clone(),
+                uid: run.identity.uid.clone(),
             })
         }
         _ => Step::Act(Effect::RemoveFinalizer),

@@ -66,7 +66,7 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
         Some(run) if lock_due(wfe, Some(run), ctx.now, ctx.cooldown) => {
             Step::Act(Effect::DeletePipelineRun {
                 name: run.name().to_owned(),
-                uid: run.metadata.uid.clone(),
+                uid: run.identity.uid.clone(),
             })
         }
         _ => Step::Finish(Plan::default()),

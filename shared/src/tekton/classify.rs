@@ -381,4 +381,264 @@ mod tests {
         let c = classify(&run("Mystery", "it broke", &[]), &[]);
         assert_eq!(c.reason, FailureReason::Unknown);
     }
+
+    /// A started run whose one TaskRun, `t`, failed with `reason` and `steps`.
+    fn one_task_failed(reason: &str, steps: Vec<StepState>) -> Classification {
+        let status = run("Failed", "", &[("t", "task")]);
+        classify(&status, &[task_run("t", "False", reason, steps)])
+    }
+
+    /// Every row of the PipelineRun-reason table, with no TaskRun to look at.
+    #[test]
+    fn each_pipeline_run_reason_maps_to_its_failure_reason() {
+        use FailureReason::*;
+        let rows = [
+            ("PipelineRunTimeout", DeadlineExceeded),
+            ("PipelineRunTimedOut", DeadlineExceeded),
+            ("CouldntGetPipeline", ConfigurationError),
+            ("CouldntGetTask", ConfigurationError),
+            ("PipelineValidationFailed", ConfigurationError),
+            ("ParameterMissing", ConfigurationError),
+            ("ParameterTypeMismatch", ConfigurationError),
+            ("InvalidWorkspaceBindings", ConfigurationError),
+            ("PipelineInvalidGraph", ConfigurationError),
+            ("InvalidTaskResultReference", ConfigurationError),
+            ("ObjectParameterMissKeys", ConfigurationError),
+            ("CouldntGetPipelineResult", ConfigurationError),
+            ("InvalidParamValue", ConfigurationError),
+            ("ResourceVerificationFailed", ConfigurationError),
+            ("ExceededResourceQuota", ResourceExhausted),
+            ("ExceededNodeResources", ResourceExhausted),
+        ];
+        for (reason, expected) in rows {
+            // A message that would classify differently proves the reason decided.
+            let c = classify(&run(reason, "pods are forbidden", &[]), &[]);
+            assert_eq!(c.reason, expected, "PipelineRun reason {reason}");
+        }
+    }
+
+    /// Every row of the TaskRun-reason table: the failed TaskRun's reason beats the PipelineRun's.
+    #[test]
+    fn each_task_run_reason_maps_to_its_failure_reason() {
+        use FailureReason::*;
+        let rows = [
+            ("TaskRunTimeout", DeadlineExceeded),
+            ("TaskRunImagePullFailed", ImagePullBackOff),
+            ("CreateContainerConfigError", ConfigurationError),
+            ("TaskRunValidationFailed", ConfigurationError),
+            ("TaskRunResolutionFailed", ConfigurationError),
+            ("InvalidParamValue", ConfigurationError),
+            ("ExceededResourceQuota", ResourceExhausted),
+            ("ExceededNodeResources", ResourceExhausted),
+            // Not in the table: the PipelineRun's structured reason, if any, then TaskFailed.
+            ("Failed", TaskFailed),
+        ];
+        for (reason, expected) in rows {
+            let status = run("Failed", "pods are forbidden", &[("t", "task")]);
+            let c = classify(&status, &[task_run("t", "False", reason, vec![])]);
+            assert_eq!(c.reason, expected, "TaskRun reason {reason}");
+        }
+        // An unknown TaskRun reason falls back to the PipelineRun's reason before TaskFailed.
+        let status = run("PipelineRunTimeout", "", &[("t", "task")]);
+        let c = classify(&status, &[task_run("t", "False", "Failed", vec![])]);
+        assert_eq!(c.reason, DeadlineExceeded);
+    }
+
+    #[test]
+    fn oom_is_detected_from_the_reason_alone() {
+        // Terminated with reason OOMKilled but an exit code other than 137.
+        let c = one_task_failed("Failed", vec![terminated("s", 1, "OOMKilled")]);
+        assert_eq!(c.reason, FailureReason::OOMKilled);
+        assert_eq!(c.exit_code, Some(1));
+        // Only Tekton's terminationReason says it, and the container reports exit 0.
+        let step = StepState {
+            termination_reason: Some("OOMKilled".into()),
+            ..terminated("s", 0, "Completed")
+        };
+        let c = one_task_failed("Failed", vec![step]);
+        assert_eq!(c.reason, FailureReason::OOMKilled);
+        assert_eq!(c.exit_code, None, "no non-zero exit code to report");
+        // A step terminated OOMKilled with exit 0 is the failed step.
+        let c = one_task_failed(
+            "Failed",
+            vec![
+                terminated("ok", 0, "Completed"),
+                terminated("big", 0, "OOMKilled"),
+            ],
+        );
+        assert_eq!(c.reason, FailureReason::OOMKilled);
+        assert_eq!(c.failed_step_name.as_deref(), Some("big"));
+    }
+
+    #[test]
+    fn every_image_pull_waiting_reason_is_image_pull() {
+        for reason in ["ImagePullBackOff", "ErrImagePull", "InvalidImageName"] {
+            let step = StepState {
+                name: Some("pull".into()),
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    message: None,
+                }),
+                ..Default::default()
+            };
+            let c = one_task_failed("Failed", vec![step]);
+            assert_eq!(c.reason, FailureReason::ImagePullBackOff, "{reason}");
+            assert_eq!(c.failed_step_name.as_deref(), Some("pull"));
+            assert!(!c.was_execution_failure, "{reason}: no step ran");
+        }
+        // Waiting for another reason is not an image pull failure.
+        let step = StepState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ContainerCreating".into()),
+                message: None,
+            }),
+            ..Default::default()
+        };
+        let c = one_task_failed("Failed", vec![step]);
+        assert_eq!(c.reason, FailureReason::TaskFailed);
+    }
+
+    #[test]
+    fn each_message_fallback_word_maps_to_its_reason() {
+        use FailureReason::*;
+        let rows = [
+            ("container OOMKilled", OOMKilled),
+            ("ran out of memory", OOMKilled),
+            ("pods is Forbidden", Forbidden),
+            ("Unauthorized", Forbidden),
+            ("missing RBAC rule", Forbidden),
+            ("step timed out", DeadlineExceeded),
+            ("timeout", DeadlineExceeded),
+            ("context deadline exceeded", DeadlineExceeded),
+            ("ImagePull failed", ImagePullBackOff),
+            ("cannot pull image x", ImagePullBackOff),
+            ("ErrImagePull", ImagePullBackOff),
+            ("exceeded quota: compute", ResourceExhausted),
+            ("0/3 nodes: Insufficient cpu", ResourceExhausted),
+            ("resource quota reached", ResourceExhausted),
+            ("invalid spec", ConfigurationError),
+            ("task not found", ConfigurationError),
+            ("param missing", ConfigurationError),
+            ("it broke", Unknown),
+            ("", Unknown),
+        ];
+        for (message, expected) in rows {
+            let c = classify(&run("Mystery", message, &[]), &[]);
+            assert_eq!(c.reason, expected, "message {message:?}");
+        }
+        // Earlier rows win: a message with both words is classified by the first row.
+        let c = classify(&run("Mystery", "forbidden: timed out", &[]), &[]);
+        assert_eq!(c.reason, Forbidden);
+        let c = classify(&run("Mystery", "out of memory, invalid", &[]), &[]);
+        assert_eq!(c.reason, OOMKilled);
+        let c = classify(&run("Mystery", "pull image: insufficient", &[]), &[]);
+        assert_eq!(c.reason, ImagePullBackOff);
+        let c = classify(&run("Mystery", "timeout: cannot pull image", &[]), &[]);
+        assert_eq!(c.reason, DeadlineExceeded);
+        let c = classify(&run("Mystery", "insufficient: not found", &[]), &[]);
+        assert_eq!(c.reason, ResourceExhausted);
+    }
+
+    #[test]
+    fn the_failed_task_is_the_first_failed_child_in_pipeline_order() {
+        // TaskRuns listed in another order than childReferences; a child with no TaskRun seen
+        // and a running one are skipped.
+        let status = run(
+            "Failed",
+            "",
+            &[("pr-a", "a"), ("pr-b", "b"), ("pr-c", "c"), ("pr-d", "d")],
+        );
+        let running = {
+            let mut tr = TaskRun::new("pr-b", TaskRunSpec::default());
+            tr.status = Some(TaskRunStatus {
+                conditions: vec![cond("Unknown", "Running", "")],
+                ..Default::default()
+            });
+            ObservedTaskRun::from(tr)
+        };
+        let trs = [
+            task_run("pr-d", "False", "Failed", vec![terminated("d", 2, "Error")]),
+            task_run("pr-c", "False", "Failed", vec![terminated("c", 5, "Error")]),
+            running,
+        ];
+        let c = classify(&status, &trs);
+        assert_eq!(c.failed_task_index, 2);
+        assert_eq!(c.failed_task_name, "c");
+        assert_eq!(c.exit_code, Some(5));
+        assert_eq!(c.message, "pr-c Failed");
+    }
+
+    #[test]
+    fn the_first_non_zero_exit_code_and_its_step_are_reported() {
+        let c = one_task_failed(
+            "Failed",
+            vec![
+                terminated("a", 0, "Completed"),
+                terminated("b", 4, "Error"),
+                terminated("c", 9, "Error"),
+            ],
+        );
+        assert_eq!(c.failed_step_name.as_deref(), Some("b"));
+        assert_eq!(c.exit_code, Some(4));
+    }
+
+    #[test]
+    fn the_task_name_falls_back_to_the_task_run_name() {
+        let mut status = run("Failed", "", &[]);
+        status.child_references = vec![ChildStatusReference {
+            kind: Some("TaskRun".into()),
+            name: "pr-x".into(),
+            pipeline_task_name: None,
+            ..Default::default()
+        }];
+        let c = classify(&status, &[task_run("pr-x", "False", "Failed", vec![])]);
+        assert_eq!(c.failed_task_name, "pr-x");
+        assert_eq!(c.failed_task_index, 0);
+    }
+
+    #[test]
+    fn an_empty_task_run_message_keeps_the_pipeline_run_message() {
+        let status = run("Failed", "Tasks Completed: 1 (Failed: 1)", &[("t", "task")]);
+        let mut tr = TaskRun::new("t", TaskRunSpec::default());
+        tr.status = Some(TaskRunStatus {
+            conditions: vec![cond("False", "Failed", "")],
+            ..Default::default()
+        });
+        let c = classify(&status, &[tr.into()]);
+        assert_eq!(c.message, "Tasks Completed: 1 (Failed: 1)");
+    }
+
+    #[test]
+    fn an_execution_failure_needs_a_start_and_task_runs() {
+        use FailureReason::*;
+        // Failures before any step acts are never execution failures, even with a started run.
+        for (reason, expected) in [
+            ("ExceededResourceQuota", ResourceExhausted),
+            ("CreateContainerConfigError", ConfigurationError),
+            ("TaskRunImagePullFailed", ImagePullBackOff),
+        ] {
+            let c = one_task_failed(reason, vec![]);
+            assert_eq!(c.reason, expected);
+            assert!(!c.was_execution_failure, "{reason}");
+        }
+        // A task failure on a run that never started is not one either.
+        let mut status = run("Failed", "", &[("t", "task")]);
+        status.start_time = None;
+        let c = classify(&status, &[task_run("t", "False", "Failed", vec![])]);
+        assert_eq!(c.reason, TaskFailed);
+        assert!(!c.was_execution_failure);
+        // A started run with no children did not execute a task.
+        let c = classify(&run("PipelineRunTimeout", "", &[]), &[]);
+        assert!(!c.was_execution_failure);
+        // Timeouts, OOM, Forbidden and task failures of a started run did.
+        for (reason, expected) in [("TaskRunTimeout", DeadlineExceeded), ("Failed", TaskFailed)] {
+            let c = one_task_failed(reason, vec![]);
+            assert_eq!(c.reason, expected);
+            assert!(c.was_execution_failure, "{reason}");
+        }
+        let status = run("Failed", "forbidden", &[("t", "task")]);
+        let c = classify(&status, &[]);
+        assert_eq!(c.reason, Forbidden);
+        assert!(c.was_execution_failure, "a started run with children");
+    }
 }

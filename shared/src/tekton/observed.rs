@@ -20,12 +20,36 @@ use super::{KnativeCondition, PipelineRun, PipelineRunStatus, TaskRun, TaskRunSt
 /// Tekton's label on TaskRuns naming their PipelineRun.
 pub const PIPELINE_RUN_LABEL: &str = "tekton.dev/pipelineRun";
 
+/// Who a watched object is: what a cache keys it by, a delete's precondition, and whether it is
+/// already being deleted. (Not an `ObjectMeta`: that is 360 bytes of mostly empty fields, kept once
+/// per cached run — see docs/benchmarks.md.)
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Identity {
+    pub name: String,
+    pub namespace: String,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub deletion_timestamp: Option<Time>,
+}
+
+impl Identity {
+    /// The same identity as object metadata, for the watch machinery.
+    fn meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.name.clone()),
+            namespace: Some(self.namespace.clone()),
+            uid: self.uid.clone(),
+            resource_version: self.resource_version.clone(),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
 /// A PipelineRun as the controller observes (and caches) it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(from = "RawRun")]
 pub struct ObservedRun {
-    /// Name, namespace, uid, resourceVersion and deletionTimestamp only.
-    pub metadata: ObjectMeta,
+    pub identity: Identity,
     /// The WorkflowExecution its labels name.
     pub owner: Option<Owner>,
     pub status: Option<PipelineRunStatus>,
@@ -35,7 +59,7 @@ pub struct ObservedRun {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(from = "RawTaskRun")]
 pub struct ObservedTaskRun {
-    pub metadata: ObjectMeta,
+    pub identity: Identity,
     pub owner: Option<Owner>,
     /// `tekton.dev/pipelineRun`.
     pub pipeline_run: Option<String>,
@@ -44,7 +68,7 @@ pub struct ObservedTaskRun {
 
 impl ObservedRun {
     pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
+        &self.identity.name
     }
 
     pub fn succeeded(&self) -> Option<&KnativeCondition> {
@@ -71,13 +95,13 @@ impl ObservedRun {
     /// The lock this run represents is still held by `me`: the run is its own and is not already
     /// being deleted.
     pub fn is_lock_of(&self, me: &Owner) -> bool {
-        self.holder(me) == Holder::Ours && self.metadata.deletion_timestamp.is_none()
+        self.holder(me) == Holder::Ours && self.identity.deletion_timestamp.is_none()
     }
 }
 
 impl ObservedTaskRun {
     pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
+        &self.identity.name
     }
 
     /// Its `Succeeded` condition has settled (True or False): nothing about it changes any more.
@@ -90,37 +114,68 @@ impl ObservedTaskRun {
     }
 }
 
-/// A slim observed type watched as the Tekton kind it stands for.
-macro_rules! watched_as {
-    ($observed:ty, $kind:ty) => {
-        impl Resource for $observed {
-            type DynamicType = ();
-            type Scope = k8s_openapi::NamespaceResourceScope;
-
-            fn kind(_: &()) -> Cow<'_, str> {
-                <$kind>::kind(&())
-            }
-            fn group(_: &()) -> Cow<'_, str> {
-                <$kind>::group(&())
-            }
-            fn version(_: &()) -> Cow<'_, str> {
-                <$kind>::version(&())
-            }
-            fn plural(_: &()) -> Cow<'_, str> {
-                <$kind>::plural(&())
-            }
-            fn meta(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
+/// An observed form with the Tekton kind it stands for: what a cache of it needs to know.
+pub trait Observed: Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The Tekton kind (its API group, version and plural).
+    type Kind: Resource<DynamicType = ()>;
+    fn identity(&self) -> &Identity;
 }
 
-watched_as!(ObservedRun, PipelineRun);
-watched_as!(ObservedTaskRun, TaskRun);
+impl Observed for ObservedRun {
+    type Kind = PipelineRun;
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+}
+
+impl Observed for ObservedTaskRun {
+    type Kind = TaskRun;
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+}
+
+/// An observed object as the watch and read API sees it: the Tekton kind, with the metadata a watch
+/// tracks (name, namespace, uid, resourceVersion). Only passes through; what is kept is `observed`.
+#[derive(Clone, Debug)]
+pub struct Watched<T> {
+    pub metadata: ObjectMeta,
+    pub observed: T,
+}
+
+impl<'de, T: Observed + Deserialize<'de>> Deserialize<'de> for Watched<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let observed = T::deserialize(d)?;
+        Ok(Watched {
+            metadata: observed.identity().meta(),
+            observed,
+        })
+    }
+}
+
+impl<T: Observed> Resource for Watched<T> {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        T::Kind::kind(&())
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        T::Kind::group(&())
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        T::Kind::version(&())
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        T::Kind::plural(&())
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
 
 /// What is parsed of a PipelineRun: everything else (spec, managed fields, Tekton's copy of the
 /// pipeline spec) is skipped by the parser rather than allocated and dropped.
@@ -162,26 +217,25 @@ impl SlimMeta {
         }
     }
 
-    /// Identity only, the owner from the labels, and the labels themselves.
-    fn split(self) -> (ObjectMeta, Option<Owner>, BTreeMap<String, String>) {
+    /// Identity, the owner from the labels, and the labels themselves.
+    fn split(self) -> (Identity, Option<Owner>, BTreeMap<String, String>) {
         let owner = Owner::from_labels(&self.labels);
-        let meta = ObjectMeta {
-            name: self.name,
-            namespace: self.namespace,
+        let identity = Identity {
+            name: self.name.unwrap_or_default(),
+            namespace: self.namespace.unwrap_or_default(),
             uid: self.uid,
             resource_version: self.resource_version,
             deletion_timestamp: self.deletion_timestamp,
-            ..ObjectMeta::default()
         };
-        (meta, owner, self.labels)
+        (identity, owner, self.labels)
     }
 }
 
 impl From<RawRun> for ObservedRun {
     fn from(raw: RawRun) -> Self {
-        let (metadata, owner, _) = raw.metadata.split();
+        let (identity, owner, _) = raw.metadata.split();
         ObservedRun {
-            metadata,
+            identity,
             owner,
             status: raw.status.map(|s| PipelineRunStatus {
                 conditions: succeeded_only(s.conditions),
@@ -193,7 +247,7 @@ impl From<RawRun> for ObservedRun {
 
 impl From<RawTaskRun> for ObservedTaskRun {
     fn from(raw: RawTaskRun) -> Self {
-        let (metadata, owner, labels) = raw.metadata.split();
+        let (identity, owner, labels) = raw.metadata.split();
         let status = raw.status.map(|s| {
             let conditions = succeeded_only(s.conditions);
             let failed = conditions.iter().any(KnativeCondition::is_false);
@@ -205,7 +259,7 @@ impl From<RawTaskRun> for ObservedTaskRun {
             }
         });
         ObservedTaskRun {
-            metadata,
+            identity,
             owner,
             pipeline_run: labels.get(PIPELINE_RUN_LABEL).cloned(),
             status,
@@ -281,11 +335,12 @@ mod tests {
     #[test]
     fn a_cached_run_keeps_identity_owner_and_the_status_the_core_reads() {
         let run: ObservedRun = serde_json::from_value(run_json()).unwrap();
-        let m = &run.metadata;
-        assert_eq!(m.name.as_deref(), Some("wfe-0123456789abcdef"));
-        assert_eq!(m.namespace.as_deref(), Some("exec"));
-        assert_eq!(m.uid.as_deref(), Some("u-1"));
-        assert_eq!(m.resource_version.as_deref(), Some("7"));
+        let id = &run.identity;
+        assert_eq!(id.name, "wfe-0123456789abcdef");
+        assert_eq!(id.namespace, "exec");
+        assert_eq!(id.uid.as_deref(), Some("u-1"));
+        assert_eq!(id.resource_version.as_deref(), Some("7"));
+        assert!(id.deletion_timestamp.is_none());
         assert_eq!(
             run.owner,
             Some(Owner {
@@ -293,7 +348,6 @@ mod tests {
                 name: "w".into()
             })
         );
-        assert!(m.labels.is_none() && m.annotations.is_none() && m.managed_fields.is_none());
         let s = run.status.as_ref().unwrap();
         assert_eq!(s.conditions.len(), 1);
         assert_eq!(s.conditions[0].status, ConditionStatus::False);
@@ -308,6 +362,36 @@ mod tests {
         assert_eq!(run.holder(&Owner::named("team", "w")), Holder::Ours);
         assert_ne!(run.holder(&Owner::named("team", "v")), Holder::Ours);
         assert_ne!(run.holder(&Owner::named("other", "w")), Holder::Ours);
+    }
+
+    #[test]
+    fn a_watched_run_carries_what_a_watch_tracks_and_the_observed_run() {
+        let watched: Watched<ObservedRun> = serde_json::from_value(run_json()).unwrap();
+        let m = watched.meta();
+        assert_eq!(m.name.as_deref(), Some("wfe-0123456789abcdef"));
+        assert_eq!(m.namespace.as_deref(), Some("exec"));
+        assert_eq!(m.uid.as_deref(), Some("u-1"));
+        assert_eq!(m.resource_version.as_deref(), Some("7"));
+        assert!(m.labels.is_none() && m.managed_fields.is_none());
+        let observed: ObservedRun = serde_json::from_value(run_json()).unwrap();
+        assert_eq!(watched.observed, observed);
+        assert_eq!(Watched::<ObservedRun>::plural(&()), "pipelineruns");
+        assert_eq!(Watched::<ObservedTaskRun>::kind(&()), "TaskRun");
+        assert_eq!(Watched::<ObservedTaskRun>::group(&()), "tekton.dev");
+        assert_eq!(Watched::<ObservedRun>::version(&()), "v1");
+    }
+
+    #[test]
+    fn a_run_being_deleted_holds_no_lock() {
+        let mut v = run_json();
+        v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:02:00Z");
+        let run: ObservedRun = serde_json::from_value(v).unwrap();
+        let me = Owner::named("team", "w");
+        assert_eq!(run.holder(&me), Holder::Ours);
+        assert!(!run.is_lock_of(&me));
+        let run: ObservedRun = serde_json::from_value(run_json()).unwrap();
+        assert!(run.is_lock_of(&me));
+        assert!(!run.is_lock_of(&Owner::named("team", "v")));
     }
 
     #[test]

@@ -23,14 +23,26 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 
 /// (VmRSS, VmHWM) of `pid`, in KiB: resident now and at its peak.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let kib = status_kib(pid);
+    (kib("VmRSS:"), kib("VmHWM:"))
+}
+
+/// (RssAnon, RssFile) of `pid`, in KiB: heap, stacks and other private memory, and mapped files
+/// (the binary's own code and data among them).
+pub fn rss_parts_kib(pid: u32) -> (u64, u64) {
+    let kib = status_kib(pid);
+    (kib("RssAnon:"), kib("RssFile:"))
+}
+
+/// A reader of the KiB fields of `/proc/<pid>/status` (0 for a field it does not have).
+fn status_kib(pid: u32) -> impl Fn(&str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
+    move |key| {
         status
             .lines()
             .find(|l| l.starts_with(key))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
-    };
-    (kib("VmRSS:"), kib("VmHWM:"))
+    }
 }

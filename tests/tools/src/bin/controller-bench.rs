@@ -25,7 +25,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use wfe_shared::fixtures::execution;
 use wfe_shared::{Phase, WorkflowExecution};
-use wfe_tools::procfs::{cpu_seconds, rss_kib};
+use wfe_tools::procfs::{cpu_seconds, rss_kib, rss_parts_kib};
 use wfe_tools::tekton::TektonStandIn;
 
 #[derive(Parser, Debug)]
@@ -314,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = writes(&client).await?;
     let (rss, hwm) = rss_kib(pid);
+    let (anon, file) = rss_parts_kib(pid);
 
     // Idle: nothing changes, so the controller must write nothing (leases aside).
     tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
@@ -363,6 +364,11 @@ async fn main() -> anyhow::Result<()> {
         latency.max() as f64 / 1000.0,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
+    );
+    println!(
+        "controller RSS now: {:.1} MiB private (heap, stacks), {:.1} MiB mapped files (its binary)\n",
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0
     );
     println!("API writes during the run, as counted by the API server (per execution):\n");
     println!("| verb | resource | subresource | code | total | per execution | who |");
