@@ -126,4 +126,47 @@ mod tests {
             assert!(is_label_value(&target_label_value(s)));
         }
     }
+
+    #[test]
+    fn the_label_value_check_applies_each_rule() {
+        for ok in ["", "a", "0", "a-b_c.d", "A9", &"a".repeat(63), "x--y"] {
+            assert!(is_label_value(ok), "{ok:?} is a label value");
+        }
+        for bad in [
+            &"a".repeat(64),
+            "-a",
+            "a-",
+            "_a",
+            "a.",
+            ".",
+            "a b",
+            "a/b",
+            "ä",
+            "aä",
+            "äa",
+        ] {
+            assert!(!is_label_value(bad), "{bad:?} is not a label value");
+        }
+    }
+
+    #[test]
+    fn a_cut_value_keeps_63_bytes_and_ends_before_the_hash_on_an_alphanumeric() {
+        // 46 characters kept (63 - 16 hex - 1 dash); a separator at the cut is dropped.
+        let raw = format!("{}-{}", "a".repeat(45), "b".repeat(40));
+        let v = label_value(&raw);
+        assert_eq!(v, format!("{}-{}", "a".repeat(45), short_hash(&raw)));
+        assert!(is_label_value(&v));
+        // Exactly 63 usable characters are kept as they are; 64 are cut.
+        assert_eq!(label_value(&"c".repeat(63)), "c".repeat(63));
+        let cut = label_value(&"c".repeat(64));
+        assert_eq!(
+            cut,
+            format!("{}-{}", "c".repeat(46), short_hash(&"c".repeat(64)))
+        );
+        // Nothing usable in a long input: the hash alone.
+        assert_eq!(label_value(&"/".repeat(70)), short_hash(&"/".repeat(70)));
+        assert_eq!(pipeline_run_name("ns/deployment/x").len(), 20);
+        assert!(pipeline_run_name("ns/deployment/x").starts_with("wfe-"));
+        assert_eq!(short_hash("x").len(), 16);
+    }
 }

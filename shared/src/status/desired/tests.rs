@@ -431,3 +431,182 @@ fn a_pipeline_run_that_starts_in_time_costs_no_extra_write() {
         "progress waits for the next transition"
     );
 }
+
+/// Every kind of failed status: its `TektonPipelineComplete` and `TektonPipelineRunning`
+/// conditions (what `kubectl describe` shows first) and `failedTaskIndex`.
+#[test]
+fn every_kind_of_failed_status_has_its_conditions_and_failed_task_index() {
+    type Cond = Option<(S, R)>;
+    let of = |s: &WorkflowExecutionStatus, t: T| -> Cond {
+        conditions::get(&s.conditions, t).map(|c| (c.status, c.reason))
+    };
+    let observed = |pr: ObservedRun, trs: Vec<ObservedTaskRun>, at: i64| {
+        let mut w = running();
+        step(
+            &mut w,
+            Observation::PipelineRun {
+                run: &pr,
+                task_runs: &trs,
+            },
+            at,
+        )
+    };
+    let started = Some((S::True, R::PipelineStarted));
+    let cases: Vec<(
+        &str,
+        WorkflowExecutionStatus,
+        FailureReason,
+        Cond,
+        Cond,
+        i32,
+    )> = vec![
+        (
+            "a step OOMKilled",
+            observed(
+                run(Some(cond("False", "Failed")), true, Some(20)),
+                vec![task_run("False", 137, "OOMKilled")],
+                21,
+            ),
+            FailureReason::OOMKilled,
+            Some((S::False, R::OOMKilled)),
+            started,
+            0,
+        ),
+        (
+            "a step exits 1",
+            observed(
+                run(Some(cond("False", "Failed")), true, Some(20)),
+                vec![task_run("False", 1, "Error")],
+                21,
+            ),
+            FailureReason::TaskFailed,
+            Some((S::False, R::TaskFailed)),
+            started,
+            0,
+        ),
+        (
+            "Tekton's timeout",
+            observed(
+                run(Some(cond("False", "PipelineRunTimeout")), true, Some(20)),
+                vec![],
+                21,
+            ),
+            FailureReason::DeadlineExceeded,
+            Some((S::False, R::DeadlineExceeded)),
+            started,
+            -1,
+        ),
+        (
+            "the bundle cannot be resolved (never started, no TaskRun)",
+            observed(
+                {
+                    let mut pr = run(Some(cond("False", "CouldntGetPipeline")), false, Some(20));
+                    if let Some(s) = pr.status.as_mut() {
+                        s.child_references.clear();
+                    }
+                    pr
+                },
+                vec![],
+                21,
+            ),
+            FailureReason::ConfigurationError,
+            Some((S::False, R::PipelineFailed)),
+            None,
+            -1,
+        ),
+        (
+            "an image cannot be pulled",
+            observed(
+                run(Some(cond("False", "Failed")), true, Some(20)),
+                vec![{
+                    let mut tr = task_run("False", 0, "Completed");
+                    if let Some(s) = tr.status.as_mut() {
+                        s.conditions[0].reason = Some("TaskRunImagePullFailed".into());
+                    }
+                    tr
+                }],
+                21,
+            ),
+            FailureReason::ImagePullBackOff,
+            Some((S::False, R::PipelineFailed)),
+            started,
+            0,
+        ),
+        (
+            "the controller's own deadline",
+            observed(
+                run(Some(cond("Unknown", "Running")), true, None),
+                vec![],
+                661,
+            ),
+            FailureReason::DeadlineExceeded,
+            Some((S::False, R::DeadlineExceeded)),
+            started,
+            -1,
+        ),
+        (
+            "the PipelineRun deleted externally",
+            {
+                let mut w = running();
+                step(&mut w, Observation::PipelineRunMissing, 30)
+            },
+            FailureReason::Unknown,
+            Some((S::False, R::PipelineFailed)),
+            None,
+            -1,
+        ),
+        (
+            "an invalid spec (no PipelineRun)",
+            {
+                let mut w = wfe();
+                w.spec.target_resource = "nope".into();
+                let report = crate::admission::validation::validate(&w);
+                desired_status(&w, Observation::InvalidSpec(&report), &ctx(0))
+            },
+            FailureReason::ConfigurationError,
+            None,
+            None,
+            -1,
+        ),
+        (
+            "a PipelineRun of that name not ours",
+            desired_status(
+                &wfe(),
+                Observation::UnownedPipelineRun {
+                    name: "wfe-0011223344556677",
+                },
+                &ctx(0),
+            ),
+            FailureReason::Unknown,
+            None,
+            None,
+            -1,
+        ),
+    ];
+    for (what, s, reason, complete, running_cond, index) in cases {
+        assert_eq!(s.phase, Phase::Failed, "{what}");
+        assert_eq!(s.failure_reason, Some(reason), "{what}");
+        let d = s.failure_details.as_ref().expect(what);
+        assert_eq!(d.reason, reason, "{what}");
+        assert_eq!(d.failed_task_index, index, "{what}: failedTaskIndex");
+        assert_eq!(
+            d.failed_task_name.is_empty(),
+            index == -1,
+            "{what}: a task name exactly when a task failed"
+        );
+        assert_eq!(
+            of(&s, T::TektonPipelineComplete),
+            complete,
+            "{what}: TektonPipelineComplete"
+        );
+        assert_eq!(
+            of(&s, T::TektonPipelineRunning),
+            running_cond,
+            "{what}: TektonPipelineRunning"
+        );
+        assert!(
+            s.completion_time.is_some() && s.duration.is_some(),
+            "{what}"
+        );
+    }
+}
