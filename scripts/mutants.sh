@@ -29,7 +29,7 @@ set +e
 "$bin" mutants "${args[@]}" "$@"
 status=$?
 set -e
-count() { [ -f "mutants.out/$1.txt" ] && grep -c . "mutants.out/$1.txt" || echo 0; }
+count() { if [ -f "mutants.out/$1.txt" ]; then grep -c . "mutants.out/$1.txt" || true; else echo 0; fi; }
 caught=$(count caught); missed=$(count missed); timeout=$(count timeout); unviable=$(count unviable)
 viable=$((caught + missed))
 if [ "$viable" -gt 0 ]; then

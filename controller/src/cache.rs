@@ -14,6 +14,7 @@ use kube::Resource;
 use kube::runtime::reflector::Lookup;
 use kube::runtime::watcher;
 use wfe_shared::WorkflowExecution;
+use wfe_shared::api::names::CLEAR_EXECUTION_BLOCK;
 use wfe_shared::tekton::observed::{Observed, Watched};
 
 /// A cached PipelineRun or TaskRun: the observed form alone, without the object metadata its watch
@@ -81,7 +82,15 @@ pub fn cached<T>(event: watcher::Event<Watched<T>>) -> watcher::Event<Cached<T>>
 pub fn trim_execution(wfe: &mut WorkflowExecution) {
     let m = &mut wfe.metadata;
     m.managed_fields = None;
-    m.annotations = None;
+    // Only a block clearance is read from the annotations.
+    m.annotations = m
+        .annotations
+        .take()
+        .map(|mut a| {
+            a.retain(|k, _| k.starts_with(CLEAR_EXECUTION_BLOCK));
+            a
+        })
+        .filter(|a| !a.is_empty());
     m.labels = None;
     m.owner_references = None;
     let terminal = wfe.status.as_ref().is_some_and(|s| s.phase.is_terminal());

@@ -9,10 +9,13 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
+use wfe_shared::WorkflowExecution;
 use wfe_shared::plan;
+use wfe_shared::safety::Rules;
 use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
 
 use crate::cache::Cached;
+use crate::targets::Targets;
 
 use crate::metrics::Metrics;
 use crate::own_writes::OwnWrites;
@@ -24,8 +27,9 @@ pub struct Settings {
     pub execution_namespace: String,
     /// Only WorkflowExecutions in this namespace (all namespaces when `None`).
     pub watch_namespace: Option<String>,
-    /// How long a Completed/Failed execution keeps the target's lock (its PipelineRun).
-    pub cooldown: Duration,
+    /// Cooldown (also how long a Completed/Failed execution keeps the target's lock), backoff and
+    /// the failure threshold.
+    pub rules: Rules,
     /// Added to `executionConfig.timeout` before the controller's own deadline fires.
     pub deadline_grace: Duration,
     /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` turns False.
@@ -54,6 +58,9 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub runs: Store<Cached<ObservedRun>>,
+    /// The watched executions, and which of them are on each target.
+    pub executions: Store<WorkflowExecution>,
+    pub targets: Arc<Targets>,
     pub task_runs: Store<Cached<ObservedTaskRun>>,
     /// Who publishes Events. Each Event is published once (one per transition), so no recorder —
     /// and no recorder cache, which would only grow — is kept between events.
@@ -80,7 +87,7 @@ impl Context {
         plan::Context {
             now: self.now(),
             execution_namespace: &self.settings.execution_namespace,
-            cooldown: self.settings.cooldown,
+            rules: &self.settings.rules,
             deadline_grace: self.settings.deadline_grace,
             start_timeout: self.settings.pipeline_start_timeout,
         }

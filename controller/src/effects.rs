@@ -61,6 +61,10 @@ pub async fn carry_out(
                 Err(e) => Err(e),
             }
         }
+        Effect::RecordClearance(clearance) => {
+            writer.block_clearance(api, current, &clearance).await?;
+            Ok(Done::ClearanceRecorded)
+        }
         Effect::DeletePipelineRun { name, uid } => match writer.delete_run(&name, uid).await {
             Ok(()) => Ok(Done::Deleted(name)),
             // Gone, or replaced by another run of the same name (uid precondition).

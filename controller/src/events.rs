@@ -31,7 +31,8 @@ pub async fn publish(events: &[plan::Event], wfe: &WorkflowExecution, ctx: &Cont
             action: reason.to_owned(),
             secondary: None,
         };
-        match recorder.publish(&event, &reference).await {
+        let about = e.regarding.as_ref().unwrap_or(&reference);
+        match recorder.publish(&event, about).await {
             Ok(()) => ctx.metrics.events.inc(),
             Err(err) => {
                 tracing::warn!(name = %wfe.name_any(), reason, error = %err, "cannot publish event")

@@ -5,7 +5,8 @@
 //! `wfe_shared::plan` → [`effects`] (side effects, their results fed back) → [`writer`] (every
 //! write, leader-guarded) → [`report`] (log lines and metrics) and [`events`]. Around it:
 //! [`leader`] (the lease), [`watches`] (caches and the controller loop), [`lock`] (the lock sweep),
-//! [`cache`] (what a cached execution keeps), [`own_writes`], [`memory`], [`metrics`].
+//! [`cache`] (what a cached execution keeps), [`targets`] (executions by target, for the safety
+//! rules), [`own_writes`], [`memory`], [`metrics`].
 
 pub mod cache;
 pub mod context;
@@ -21,5 +22,6 @@ pub mod observe;
 pub mod own_writes;
 pub mod reconcile;
 pub mod report;
+pub mod targets;
 pub mod watches;
 pub mod writer;

@@ -21,7 +21,8 @@ pub fn expired_locks(
     runs: Store<Cached<ObservedRun>>,
     ctx: Arc<Context>,
 ) -> impl Stream<Item = ObjectRef<WorkflowExecution>> + Send + 'static {
-    let every = (ctx.settings.cooldown / 10).clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let every =
+        (ctx.settings.rules.cooldown / 10).clamp(Duration::from_secs(1), Duration::from_secs(10));
     futures::stream::unfold((), move |()| {
         let (wfes, runs, ctx) = (wfes.clone(), runs.clone(), ctx.clone());
         async move {
@@ -35,14 +36,19 @@ pub fn expired_locks(
                 .into_iter()
                 // The cheap half of the rule first: most locks are not expired, and looking up
                 // their run would allocate for each of them on every sweep.
-                .filter(|w| lock_expired(w, now, ctx.settings.cooldown))
+                .filter(|w| lock_expired(w, now, ctx.settings.rules.cooldown))
                 .filter(|w| {
                     let run = w
                         .status
                         .as_ref()
                         .and_then(|s| s.pipeline_run_ref.as_ref())
                         .and_then(|r| runs.get(&ObjectRef::new(&r.name).within(exec_ns)));
-                    lock_due(w, run.as_deref().map(|r| &r.0), now, ctx.settings.cooldown)
+                    lock_due(
+                        w,
+                        run.as_deref().map(|r| &r.0),
+                        now,
+                        ctx.settings.rules.cooldown,
+                    )
                 })
                 .map(|w| ObjectRef::from_obj(&*w))
                 .collect();

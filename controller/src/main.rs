@@ -16,6 +16,7 @@ use wfe_ops::flags;
 use wfe_ops::logging::LogArgs;
 use wfe_ops::signal::shutdown_signal;
 use wfe_shared::api::names::DEFAULT_EXECUTION_NAMESPACE;
+use wfe_shared::safety::Rules;
 
 /// Controller that runs kubernaut.ai WorkflowExecutions as Tekton PipelineRuns.
 #[derive(Parser, Debug)]
@@ -36,9 +37,24 @@ struct Args {
     /// Only reconcile WorkflowExecutions in this namespace (default: all namespaces).
     #[arg(long, env = "WFE_WATCH_NAMESPACE")]
     watch_namespace: Option<String>,
-    /// How long a finished execution keeps the target's lock (Go duration).
+    /// How long a finished execution keeps the target's lock, and how long the same workflow may
+    /// not run again on a target after it completed there (Go duration).
     #[arg(long, env = "WFE_COOLDOWN", default_value = "5m", value_parser = flags::duration)]
     cooldown: Duration,
+    /// Backoff after the first failure before execution on a target (Go duration); it doubles
+    /// with each further consecutive one.
+    #[arg(long, env = "WFE_BACKOFF_BASE", default_value = "1m", value_parser = flags::duration)]
+    backoff_base: Duration,
+    /// Longest backoff (Go duration).
+    #[arg(long, env = "WFE_BACKOFF_MAX", default_value = "10m", value_parser = flags::duration)]
+    backoff_max: Duration,
+    /// The backoff doubles at most this many times.
+    #[arg(long, env = "WFE_BACKOFF_MAX_EXPONENT", default_value_t = 4)]
+    backoff_max_exponent: u32,
+    /// Consecutive failures before execution on a target after which new executions there are
+    /// Skipped (ExhaustedRetries) until an operator clears the last one.
+    #[arg(long, env = "WFE_MAX_CONSECUTIVE_FAILURES", default_value_t = 5)]
+    max_consecutive_failures: u32,
     /// Grace added to executionConfig.timeout before the controller's own deadline fails an execution.
     #[arg(long, env = "WFE_DEADLINE_GRACE", default_value = "1m", value_parser = flags::duration)]
     deadline_grace: Duration,
@@ -85,6 +101,17 @@ fn main() -> anyhow::Result<()> {
 async fn run_controller() -> anyhow::Result<()> {
     let args = Args::parse();
     args.log.init()?;
+    let rules = Rules {
+        cooldown: args.cooldown,
+        backoff_base: args.backoff_base,
+        backoff_max: args.backoff_max,
+        backoff_max_exponent: args.backoff_max_exponent,
+        max_consecutive_failures: args.max_consecutive_failures,
+    };
+    if let Err(errors) = rules.check() {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+        anyhow::bail!("invalid safety-rule settings:\n{}", lines.join("\n"));
+    }
     let identity = args
         .identity
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -95,7 +122,7 @@ async fn run_controller() -> anyhow::Result<()> {
             .unwrap_or_else(|| args.execution_namespace.clone()),
         execution_namespace: args.execution_namespace,
         watch_namespace: args.watch_namespace,
-        cooldown: args.cooldown,
+        rules,
         deadline_grace: args.deadline_grace,
         pipeline_start_timeout: args.pipeline_start_timeout,
         concurrency: args.concurrency,

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// Events published.
     pub events: IntCounter,
+    /// Executions Skipped by the safety rules or the lock, by reason.
+    pub skips: IntCounterVec,
+    /// Block clearances recorded.
+    pub block_clearances: IntCounter,
 }
 
 impl Metrics {
@@ -91,6 +95,17 @@ impl Metrics {
                 "wfe_controller_events_total",
                 "Kubernetes Events published.",
             )?,
+            skips: IntCounterVec::new(
+                Opts::new(
+                    "wfe_controller_skips_total",
+                    "WorkflowExecutions Skipped, by reason (ResourceBusy, RecentlyRemediated, ExhaustedRetries, PreviousExecutionFailed).",
+                ),
+                &["reason"],
+            )?,
+            block_clearances: IntCounter::new(
+                "wfe_controller_block_clearances_total",
+                "Block clearances of failed WorkflowExecutions recorded (kubernaut.ai/clear-execution-block).",
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.executions.clone()))?;
@@ -104,6 +119,8 @@ impl Metrics {
         m.registry.register(Box::new(m.lock_holders.clone()))?;
         m.registry.register(Box::new(m.leader.clone()))?;
         m.registry.register(Box::new(m.events.clone()))?;
+        m.registry.register(Box::new(m.skips.clone()))?;
+        m.registry.register(Box::new(m.block_clearances.clone()))?;
         Ok(m)
     }
 

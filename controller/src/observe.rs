@@ -18,6 +18,8 @@ use crate::error::Error;
 pub struct Observed {
     pub run: Option<Arc<Cached<ObservedRun>>>,
     pub task_runs: Vec<ObservedTaskRun>,
+    /// The executions on the same target.
+    pub history: Vec<Arc<WorkflowExecution>>,
 }
 
 impl Observed {
@@ -26,6 +28,7 @@ impl Observed {
         Seen {
             run: self.run.as_deref().map(|r| &r.0),
             task_runs: &self.task_runs,
+            history: &self.history,
             done,
         }
     }
@@ -47,7 +50,26 @@ pub async fn observe(wfe: &WorkflowExecution, ctx: &Context) -> Result<Observed,
         Some(run) if look.task_runs && run.has_failed() => task_runs_of(run, ctx).await?,
         _ => Vec::new(),
     };
-    Ok(Observed { run, task_runs })
+    let history = if look.history {
+        history(wfe, ctx)
+    } else {
+        Vec::new()
+    };
+    Ok(Observed {
+        run,
+        task_runs,
+        history,
+    })
+}
+
+/// The executions on `wfe`'s target, from the index and the cache (our own newer writes first).
+fn history(wfe: &WorkflowExecution, ctx: &Context) -> Vec<Arc<WorkflowExecution>> {
+    ctx.targets
+        .on(&wfe.spec.target_resource)
+        .iter()
+        .filter_map(|key| ctx.executions.get(key))
+        .map(|w| ctx.own_writes.freshest(w))
+        .collect()
 }
 
 fn cached(name: &str, ctx: &Context) -> Option<Arc<Cached<ObservedRun>>> {

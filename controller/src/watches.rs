@@ -25,6 +25,7 @@ use crate::health::Health;
 use crate::lock::expired_locks;
 use crate::memory::release_free_memory;
 use crate::reconcile::{error_policy, reconcile};
+use crate::targets::Targets;
 
 /// The WorkflowExecution a PipelineRun or TaskRun belongs to, from its labels.
 fn owner_of(owner: Option<&Owner>) -> Option<ObjectRef<WorkflowExecution>> {
@@ -88,6 +89,8 @@ pub async fn run_controller(
     let (task_runs, task_run_events) = cache_of::<ObservedTaskRun>(&client, &exec_ns);
     let (runs, run_events) = cache_of::<ObservedRun>(&client, &exec_ns);
     let (wfes, wfe_writer) = reflector::store();
+    let targets = Arc::new(Targets::default());
+    let indexed = targets.clone();
     let wfe_events = reflector::reflector(
         wfe_writer,
         watcher(
@@ -98,7 +101,8 @@ pub async fn run_controller(
             watcher::Config::default(),
         )
         .default_backoff()
-        .modify(trim_execution),
+        .modify(trim_execution)
+        .inspect_ok(move |event| indexed.apply(event)),
     )
     .touched_objects();
 
@@ -111,6 +115,8 @@ pub async fn run_controller(
         settings: settings.clone(),
         runs: runs.clone(),
         task_runs: task_runs.clone(),
+        executions: wfes.clone(),
+        targets,
         reporter,
         metrics: health.metrics.clone(),
         clock,

@@ -4,6 +4,7 @@
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use wfe_shared::api::BlockClearance;
 use wfe_shared::tekton::PipelineRun;
 use wfe_shared::{WorkflowExecution, WorkflowExecutionStatus};
 
@@ -60,6 +61,21 @@ impl<'a> Writer<'a> {
         });
         Ok(api
             .replace_subresource("status", &current.name_any(), &post_params(), &body)
+            .await?)
+    }
+
+    /// Adds `blockClearance` to a status, leaving the rest as stored (a merge patch of the status
+    /// subresource: the cached copy of a terminal execution is trimmed and never written back).
+    pub async fn block_clearance(
+        &self,
+        api: &Api<WorkflowExecution>,
+        current: &WorkflowExecution,
+        clearance: &BlockClearance,
+    ) -> Result<WorkflowExecution, Error> {
+        self.guard()?;
+        let patch = json!({"status": {"blockClearance": clearance}});
+        Ok(api
+            .patch_status(&current.name_any(), &patch_params(), &Patch::Merge(&patch))
             .await?)
     }
 

@@ -8,6 +8,8 @@
 //!   builder, failure classification, who holds a target's lock);
 //! - [`status`]: the status an execution should have (desired status, conditions, summary, the
 //!   phase state machine);
+//! - [`safety`]: the rules that keep a target safe before anything runs on it (one execution at a
+//!   time, the block after an execution failure, backoff, cooldown);
 //! - [`plan`]: everything one reconcile must do — the side effect, the status write, the Events,
 //!   the log lines, the metrics and the requeue — for the controller to carry out.
 
@@ -16,6 +18,7 @@ pub mod api;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod plan;
+pub mod safety;
 pub mod status;
 pub mod tekton;
 

@@ -43,4 +43,13 @@ fn schema_limits_agree_with_the_shared_constants() {
         "status defaults to {{}}"
     );
     assert_eq!(status["properties"]["phase"]["default"], "Pending");
+    let clearance = &status["properties"]["blockClearance"]["properties"];
+    assert_eq!(
+        clearance["clearReason"]["maxLength"], MAX_CLEAR_REASON_LEN,
+        "the schema holds every reason the webhook admits"
+    );
+    assert_eq!(
+        clearance["clearMethod"]["enum"],
+        serde_json::json!(["Annotation"])
+    );
 }

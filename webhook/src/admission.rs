@@ -1,15 +1,18 @@
 //! Admission of WorkflowExecutions: the pure core of `/mutate` and `/validate`.
 //!
 //! Input is the raw request body, output the HTTP status and the AdmissionReview to send back. No I/O
-//! and no API calls: the answer depends only on the request and the configured defaults.
+//! and no API calls: the answer depends only on the request, the configured defaults and the
+//! clock (the time a block clearance is stamped with).
 
+use k8s_openapi::jiff::Timestamp;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::{Status, StatusCause, StatusDetails};
 use serde::Deserialize;
 use serde_json::Value;
 use wfe_shared::WorkflowExecution;
-use wfe_shared::admission::defaulting::{Defaults, default_patch};
+use wfe_shared::admission::clearance::{stamp, validate_clearance};
+use wfe_shared::admission::defaulting::{Defaults, apply_defaults};
 use wfe_shared::admission::validation::{Report, validate, validate_update};
 
 /// Which webhook was called.
@@ -68,7 +71,7 @@ const GROUP: &str = wfe_shared::api::GROUP;
 const KIND: &str = "WorkflowExecution";
 
 /// Answers one AdmissionReview body.
-pub fn admit(endpoint: Endpoint, body: &[u8], defaults: &Defaults) -> Answer {
+pub fn admit(endpoint: Endpoint, body: &[u8], defaults: &Defaults, now: Timestamp) -> Answer {
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return unreadable(format!("malformed AdmissionReview: not JSON: {e}")),
@@ -113,25 +116,21 @@ pub fn admit(endpoint: Endpoint, body: &[u8], defaults: &Defaults) -> Answer {
         return answer;
     }
     let object = value.pointer("/request/object").unwrap_or(&Value::Null);
+    let old = value.pointer("/request/oldObject").filter(|o| !o.is_null());
+    // Whoever the API server authenticated: the only attribution a clearance may carry.
+    let user = request.user_info.username.as_deref().unwrap_or_default();
     match (endpoint, &request.operation) {
         (Endpoint::Mutate, Operation::Create) => {
-            let patch = default_patch(object, defaults);
-            if !patch.0.is_empty() {
-                match AdmissionResponse::from(&request).with_patch(patch) {
-                    Ok(resp) => {
-                        answer.review = resp.into_review();
-                        answer.verdict = Verdict::Patched;
-                    }
-                    Err(e) => {
-                        let msg = format!("cannot serialize the defaulting patch: {e}");
-                        answer.deny(AdmissionResponse::from(&request).deny(&msg), msg);
-                    }
-                }
-            }
+            let mutated = stamp(None, &apply_defaults(object, defaults), user, now);
+            answer.patch(&request, json_patch::diff(object, &mutated));
+        }
+        (Endpoint::Mutate, Operation::Update) => {
+            let stamped = stamp(old, object, user, now);
+            answer.patch(&request, json_patch::diff(object, &stamped));
         }
         (Endpoint::Validate, Operation::Create) => {
             let report = match WorkflowExecution::deserialize(object) {
-                Ok(wfe) => validate(&wfe),
+                Ok(wfe) => validate(&wfe).and(validate_clearance(None, object)),
                 Err(e) => {
                     let msg = format!("the object is not a WorkflowExecution: {e}");
                     answer.deny(AdmissionResponse::from(&request).deny(&msg), msg);
@@ -141,8 +140,9 @@ pub fn admit(endpoint: Endpoint, body: &[u8], defaults: &Defaults) -> Answer {
             answer.report(&request, report);
         }
         (Endpoint::Validate, Operation::Update) => {
-            let old = value.pointer("/request/oldObject/spec");
-            let report = validate_update(old, object.get("spec"));
+            let old_spec = old.and_then(|o| o.get("spec"));
+            let report =
+                validate_update(old_spec, object.get("spec")).and(validate_clearance(old, object));
             answer.report(&request, report);
         }
         _ => {}
@@ -151,6 +151,23 @@ pub fn admit(endpoint: Endpoint, body: &[u8], defaults: &Defaults) -> Answer {
 }
 
 impl Answer {
+    /// Allows with `patch`, unless it is empty.
+    fn patch(&mut self, request: &AdmissionRequest<DynamicObject>, patch: json_patch::Patch) {
+        if patch.0.is_empty() {
+            return;
+        }
+        match AdmissionResponse::from(request).with_patch(patch) {
+            Ok(resp) => {
+                self.review = resp.into_review();
+                self.verdict = Verdict::Patched;
+            }
+            Err(e) => {
+                let msg = format!("cannot serialize the patch: {e}");
+                self.deny(AdmissionResponse::from(request).deny(&msg), msg);
+            }
+        }
+    }
+
     fn deny(&mut self, response: AdmissionResponse, message: String) {
         self.review = response.into_review();
         self.verdict = Verdict::Denied;

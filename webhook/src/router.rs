@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use k8s_openapi::jiff::Timestamp;
 use kube::core::admission::AdmissionResponse;
 use wfe_ops::health::{Probe, Readiness};
 use wfe_shared::admission::defaulting::Defaults;
@@ -74,7 +75,7 @@ fn respond(endpoint: Endpoint, state: &AppState, body: Result<Bytes, BytesReject
     let started = Instant::now();
     let (status, json, verdict, operation) = match body {
         Ok(body) => {
-            let answer = admit(endpoint, &body, &state.defaults);
+            let answer = admit(endpoint, &body, &state.defaults, Timestamp::now());
             match answer.verdict {
                 Verdict::Denied | Verdict::Malformed => tracing::info!(
                     endpoint = endpoint.as_str(),

@@ -76,6 +76,13 @@ impl Report {
         self.errors.is_empty()
     }
 
+    /// Both reports' errors and warnings, this one's first.
+    pub fn and(mut self, other: Report) -> Report {
+        self.errors.extend(other.errors);
+        self.warnings.extend(other.warnings);
+        self
+    }
+
     /// `[e1, e2]` like Kubernetes' aggregated errors (a single error is printed bare).
     pub fn message(&self) -> String {
         let parts: Vec<String> = self.errors.iter().map(ToString::to_string).collect();

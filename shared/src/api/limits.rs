@@ -24,3 +24,7 @@ pub const DEFAULT_SERVICE_ACCOUNT: &str = "kubernaut-workflow-runner";
 pub const MAX_NAME_LEN: usize = 63;
 /// `metav1.Condition.message`.
 pub const MAX_CONDITION_MESSAGE_LEN: usize = 32768;
+/// Words in the reason of a block clearance (SOC 2 attribution asks for a real explanation).
+pub const MIN_CLEAR_REASON_WORDS: usize = 10;
+/// Bytes in the reason of a block clearance.
+pub const MAX_CLEAR_REASON_LEN: usize = 4096;

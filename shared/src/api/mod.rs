@@ -14,8 +14,8 @@ pub use spec::{
     WorkflowReference,
 };
 pub use status::{
-    ConflictingWorkflowRef, FailureDetails, FailureReason, Phase, PipelineRunRef,
-    PipelineRunStatusSummary, RecentRemediationRef, SkipDetails, SkipReason,
+    BlockClearance, ClearMethod, ConflictingWorkflowRef, FailureDetails, FailureReason, Phase,
+    PipelineRunRef, PipelineRunStatusSummary, RecentRemediationRef, SkipDetails, SkipReason,
     WorkflowExecutionStatus,
 };
 

@@ -9,6 +9,15 @@ pub const WORKFLOW_ID: &str = "kubernaut.ai/workflow-id";
 pub const TARGET_RESOURCE: &str = "kubernaut.ai/target-resource";
 pub const REMEDIATION_REQUEST: &str = "kubernaut.ai/remediation-request";
 
+/// An operator's reason for clearing a failed execution's block (at least
+/// [`crate::api::limits::MIN_CLEAR_REASON_WORDS`] words).
+pub const CLEAR_EXECUTION_BLOCK: &str = "kubernaut.ai/clear-execution-block";
+/// Who cleared it: stamped by the mutating webhook from the admission request's user, never taken
+/// from the user.
+pub const CLEAR_EXECUTION_BLOCK_BY: &str = "kubernaut.ai/clear-execution-block-by";
+/// When it was cleared (RFC 3339): stamped by the mutating webhook.
+pub const CLEAR_EXECUTION_BLOCK_AT: &str = "kubernaut.ai/clear-execution-block-at";
+
 /// Finalizer linking a WorkflowExecution to its PipelineRun (they live in different namespaces, so
 /// owner references cannot).
 pub const FINALIZER: &str = "workflowexecution.kubernaut.ai/workflowexecution-cleanup";

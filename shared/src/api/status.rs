@@ -54,6 +54,10 @@ pub struct WorkflowExecutionStatus {
     /// Earliest time a new execution on this target may start (exponential backoff).
     pub next_allowed_execution: Option<Time>,
 
+    /// An operator cleared this failed execution's block (SPEC 4): it no longer stops new
+    /// executions on the target.
+    pub block_clearance: Option<Box<BlockClearance>>,
+
     /// Standard conditions, one per type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend(
@@ -167,6 +171,18 @@ pub enum SkipReason {
     PreviousExecutionFailed,
 }
 
+impl SkipReason {
+    /// The name as the API spells it (a metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::ResourceBusy => "ResourceBusy",
+            SkipReason::RecentlyRemediated => "RecentlyRemediated",
+            SkipReason::ExhaustedRetries => "ExhaustedRetries",
+            SkipReason::PreviousExecutionFailed => "PreviousExecutionFailed",
+        }
+    }
+}
+
 /// Details of a skip.
 #[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -205,4 +221,25 @@ pub struct RecentRemediationRef {
     pub target_resource: String,
     /// How long until a new execution is allowed, e.g. `3m20s`.
     pub cooldown_remaining: Option<String>,
+}
+
+/// Who cleared a failed execution's block, when, why and how — attribution the controller copies
+/// from what the mutating webhook stamped, never from what the user wrote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockClearance {
+    pub cleared_at: Time,
+    /// The authenticated user of the admission request that set the clearance.
+    #[schemars(length(min = 1, max = 512))]
+    pub cleared_by: String,
+    #[schemars(length(min = 1, max = 4096))]
+    pub clear_reason: String,
+    pub clear_method: ClearMethod,
+}
+
+/// How a block was cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ClearMethod {
+    /// The `kubernaut.ai/clear-execution-block` annotation, stamped by the mutating webhook.
+    Annotation,
 }

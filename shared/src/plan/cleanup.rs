@@ -27,11 +27,11 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
     if let Some(Done::Failed(error)) = seen.done.iter().find(|d| matches!(d, Done::Failed(_))) {
         let name = seen.run.map(|r| r.name()).unwrap_or_default();
         return Step::Finish(Plan {
-            events: vec![Event {
-                type_: EventType::Warning,
-                reason: EventReason::CleanupFailed,
-                note: format!("cannot delete PipelineRun {exec_ns}/{name}: {error}"),
-            }],
+            events: vec![Event::about(
+                EventType::Warning,
+                EventReason::CleanupFailed,
+                format!("cannot delete PipelineRun {exec_ns}/{name}: {error}"),
+            )],
             failed: true,
             ..Plan::default()
         });
@@ -65,11 +65,11 @@ fn deleted(seen: &Seen<'_>, ctx: &Context<'_>) -> Plan {
         None => "deleted; no PipelineRun of this execution to remove".to_owned(),
     };
     Plan {
-        events: vec![Event {
-            type_: EventType::Normal,
-            reason: EventReason::WorkflowExecutionDeleted,
+        events: vec![Event::about(
+            EventType::Normal,
+            EventReason::WorkflowExecutionDeleted,
             note,
-        }],
+        )],
         ..Plan::default()
     }
 }

@@ -1,128 +1,18 @@
-//! Pending and Running: create (or adopt) the PipelineRun, follow it, and write one status per
-//! transition.
+//! Running: follow the PipelineRun and write one status per transition; and the transition itself,
+//! which Pending's plan ends with too.
 
 use std::time::Duration;
 
-use crate::admission::validation::validate;
-use crate::api::names::FINALIZER;
 use crate::api::{Phase, WorkflowExecution, WorkflowExecutionStatus};
+use crate::safety::Carried;
 use crate::status::desired::{self, Observation, desired_status};
 use crate::status::phase;
-use crate::tekton::builder::build;
-use crate::tekton::observed::ObservedRun;
-use crate::tekton::ownership::{Holder, Owner};
 
 use super::outcome::{CreateResult, Metric};
 use super::transition::{event, seconds, start_condition, transition_line};
-use super::{Context, Done, Effect, Plan, Seen, Step, current};
+use super::{Context, Plan, Seen, Step, current};
 
 pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
-    let before = current(wfe);
-    match before.phase {
-        Phase::Pending => pending(wfe, seen, ctx),
-        _ => running(wfe, seen, ctx),
-    }
-}
-
-/// What the created (or found) PipelineRun means for a Pending execution.
-struct Created<'a> {
-    observation: Observation<'a>,
-    result: CreateResult,
-}
-
-fn pending(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
-    let me = Owner::of(wfe);
-    for done in seen.done {
-        let created = match done {
-            Done::Created(name) => Created {
-                observation: Observation::PipelineRunCreated {
-                    name,
-                    adopted: false,
-                },
-                result: CreateResult::Created,
-            },
-            Done::NameTaken(run) => taken(run, &me),
-            Done::Failed(_) => {
-                return Step::Finish(Plan {
-                    metrics: vec![Metric::PipelineRun(CreateResult::Error)],
-                    failed: true,
-                    ..Plan::default()
-                });
-            }
-            _ => continue,
-        };
-        return Step::Finish(transition(
-            wfe,
-            created.observation,
-            Some(created.result),
-            ctx,
-        ));
-    }
-    // Validated once, before the first effect: the spec is immutable, so once an effect was
-    // carried out it was valid.
-    let report = validate(wfe);
-    if !report.is_valid() {
-        return Step::Finish(transition(
-            wfe,
-            Observation::InvalidSpec(&report),
-            None,
-            ctx,
-        ));
-    }
-    if !wfe
-        .metadata
-        .finalizers
-        .iter()
-        .flatten()
-        .any(|f| f == FINALIZER)
-    {
-        return Step::Act(Effect::AddFinalizer);
-    }
-    // A cached run of ours is adopted at once. Any other cached answer (another execution's run,
-    // possibly already deleted) is confirmed by the API server: the create either succeeds or says
-    // who holds the name now.
-    if let Some(run) = seen.run.filter(|r| r.holder(&me) == Holder::Ours) {
-        let created = taken(run, &me);
-        return Step::Finish(transition(
-            wfe,
-            created.observation,
-            Some(created.result),
-            ctx,
-        ));
-    }
-    Step::Act(Effect::CreatePipelineRun(Box::new(build(
-        wfe,
-        ctx.execution_namespace,
-    ))))
-}
-
-/// The name is taken: by us (adopt), by another execution (its lock), or by nobody we know.
-fn taken<'a>(run: &'a ObservedRun, me: &Owner) -> Created<'a> {
-    let name = run.name();
-    match (run.holder(me), run.owner.as_ref()) {
-        (Holder::Ours, _) => Created {
-            observation: Observation::PipelineRunCreated {
-                name,
-                adopted: true,
-            },
-            result: CreateResult::Adopted,
-        },
-        (Holder::Another(_), Some(owner)) => Created {
-            observation: Observation::LockedBy {
-                pipeline_run: name,
-                holder_namespace: &owner.namespace,
-                holder_name: &owner.name,
-            },
-            result: CreateResult::Locked,
-        },
-        _ => Created {
-            observation: Observation::UnownedPipelineRun { name },
-            result: CreateResult::Unowned,
-        },
-    }
-}
-
-fn running(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
     let observation = match seen.run {
         Some(run) => Observation::PipelineRun {
             run,
@@ -131,19 +21,21 @@ fn running(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step 
         // Running without a PipelineRun (reference), or it is gone.
         None => Observation::PipelineRunMissing,
     };
-    Step::Finish(transition(wfe, observation, None, ctx))
+    Step::Finish(transition(wfe, observation, None, None, ctx))
 }
 
 /// The plan for the status `observation` leads to: one write when it changed, the Event, log line
 /// and metrics of a phase transition, and the requeue for what no watch event announces.
-fn transition(
+/// `carried` is the target's backoff bookkeeping, for a Pending execution.
+pub(super) fn transition(
     wfe: &WorkflowExecution,
     observation: Observation<'_>,
     created: Option<CreateResult>,
+    carried: Option<Carried>,
     ctx: &Context<'_>,
 ) -> Plan {
     let before = current(wfe);
-    let after = desired_status(wfe, observation, &ctx.desired());
+    let after = desired_status(wfe, observation, &ctx.desired(carried));
     let mut plan = Plan {
         requeue: requeue(wfe, &after, ctx),
         metrics: created.map(Metric::PipelineRun).into_iter().collect(),
@@ -169,6 +61,9 @@ fn transition(
                 outcome: after.phase,
                 seconds: seconds(&after),
             });
+        }
+        if let Some(d) = after.skip_details.as_ref() {
+            plan.metrics.push(Metric::Skipped(d.reason));
         }
     } else if let Some(c) = start_condition(&after) {
         // Running -> Running: TektonPipelineRunning turned False or recovered.

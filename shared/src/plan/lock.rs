@@ -41,16 +41,16 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
     if let Some(done) = seen.done.first() {
         return Step::Finish(match done {
             Done::Deleted(name) => Plan {
-                events: vec![Event {
-                    type_: EventType::Normal,
-                    reason: EventReason::LockReleased,
-                    note: format!(
+                events: vec![Event::about(
+                    EventType::Normal,
+                    EventReason::LockReleased,
+                    format!(
                         "cooldown of {} over: deleted PipelineRun {}/{name}, target {} is free",
-                        format_duration(ctx.cooldown),
+                        format_duration(ctx.rules.cooldown),
                         ctx.execution_namespace,
                         wfe.spec.target_resource
                     ),
-                }],
+                )],
                 ..Plan::default()
             },
             // Gone, or replaced by another run of the same name: not ours to release.
@@ -63,7 +63,7 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
     }
     // Not yet due: the lock sweep asks again once the cooldown is over.
     match seen.run {
-        Some(run) if lock_due(wfe, Some(run), ctx.now, ctx.cooldown) => {
+        Some(run) if lock_due(wfe, Some(run), ctx.now, ctx.rules.cooldown) => {
             Step::Act(Effect::DeletePipelineRun {
                 name: run.name().to_owned(),
                 uid: run.identity.uid.clone(),

@@ -8,11 +8,14 @@
 //! all decided here; the controller only carries the decisions out.
 
 mod cleanup;
+mod clearance;
 mod execution;
 mod lock;
 mod outcome;
+mod pending;
 mod transition;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -21,7 +24,8 @@ pub use lock::{lock_due, lock_expired};
 pub use outcome::{CreateResult, Event, EventReason, EventType, LogLevel, LogLine, Metric};
 
 use crate::api::names::pipeline_run_name;
-use crate::api::{Phase, WorkflowExecution, WorkflowExecutionStatus};
+use crate::api::{BlockClearance, Phase, WorkflowExecution, WorkflowExecutionStatus};
+use crate::safety::{Carried, Rules};
 use crate::status::desired;
 use crate::tekton::PipelineRun;
 use crate::tekton::observed::{ObservedRun, ObservedTaskRun};
@@ -32,8 +36,9 @@ pub struct Context<'a> {
     pub now: Timestamp,
     /// Namespace the PipelineRuns run in.
     pub execution_namespace: &'a str,
-    /// How long a Completed/Failed execution keeps the target's lock (its PipelineRun).
-    pub cooldown: Duration,
+    /// Cooldown, backoff and the failure threshold (the cooldown is also how long a
+    /// Completed/Failed execution keeps the target's lock).
+    pub rules: &'a Rules,
     /// Added to `executionConfig.timeout` before the controller's own deadline fires.
     pub deadline_grace: Duration,
     /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` turns False.
@@ -41,11 +46,15 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn desired(&self) -> desired::Context {
+    /// What the status computation needs; `carried` is the target's bookkeeping for a Pending
+    /// execution's transition.
+    fn desired(&self, carried: Option<Carried>) -> desired::Context {
         desired::Context {
             now: self.now,
             deadline_grace: self.deadline_grace,
             start_timeout: self.start_timeout,
+            rules: *self.rules,
+            carried,
         }
     }
 }
@@ -57,6 +66,8 @@ pub struct Look {
     pub source: Source,
     /// Its TaskRuns too, once it has failed: they explain the failure.
     pub task_runs: bool,
+    /// The other executions on the target (a Pending execution's safety rules read them).
+    pub history: bool,
 }
 
 /// Where an observation comes from.
@@ -93,10 +104,12 @@ pub fn look(wfe: &WorkflowExecution) -> Option<Look> {
         }
     };
     let task_runs = source == Source::CacheThenRead;
+    let history = phase == Phase::Pending && wfe.metadata.deletion_timestamp.is_none();
     Some(Look {
         name,
         source,
         task_runs,
+        history,
     })
 }
 
@@ -107,6 +120,9 @@ pub struct Seen<'a> {
     pub run: Option<&'a ObservedRun>,
     /// The TaskRuns of `run`, when it has failed.
     pub task_runs: &'a [ObservedTaskRun],
+    /// The executions on the same target, from the controller's index, when [`Look::history`]
+    /// asked for them (the execution itself may be among them).
+    pub history: &'a [Arc<WorkflowExecution>],
     /// What came of the effects carried out so far in this reconcile, oldest first. Kept across
     /// conflict retries, so a retry never repeats an effect.
     pub done: &'a [Done],
@@ -123,6 +139,10 @@ pub enum Effect {
     DeletePipelineRun { name: String, uid: Option<String> },
     /// Remove the cleanup finalizer: the execution may go.
     RemoveFinalizer,
+    /// Record an operator's block clearance in the status of a Failed execution (a patch of
+    /// that one field: the cached copy of a terminal execution is trimmed, so it is never the
+    /// base of a whole-status write).
+    RecordClearance(Box<BlockClearance>),
 }
 
 /// What came of an [`Effect`].
@@ -138,6 +158,7 @@ pub enum Done {
     /// The PipelineRun was already gone, or replaced by another of the same name.
     Gone(String),
     FinalizerRemoved,
+    ClearanceRecorded,
     /// The API server refused the effect (not a conflict: those are retried from a fresh read).
     Failed(String),
 }
@@ -173,8 +194,12 @@ pub fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step
         cleanup::plan(wfe, seen, ctx)
     } else {
         match wfe.status.as_ref().map(|s| s.phase).unwrap_or_default() {
-            Phase::Pending | Phase::Running => execution::plan(wfe, seen, ctx),
-            Phase::Completed | Phase::Failed => lock::plan(wfe, seen, ctx),
+            Phase::Pending => pending::plan(wfe, seen, ctx),
+            Phase::Running => execution::plan(wfe, seen, ctx),
+            Phase::Completed | Phase::Failed => match clearance::plan(wfe, seen) {
+                Some(step) => step,
+                None => lock::plan(wfe, seen, ctx),
+            },
             Phase::Skipped => Step::Finish(Plan::default()),
         }
     };

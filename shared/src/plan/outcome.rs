@@ -1,15 +1,32 @@
 //! What a plan reports: Events, log lines and metrics — closed sets, so nothing is spelled twice.
 
-use crate::api::Phase;
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use crate::api::{Phase, SkipReason};
 
 use super::Done;
 
-/// A Kubernetes Event about the execution.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A Kubernetes Event.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Event {
     pub type_: EventType,
     pub reason: EventReason,
     pub note: String,
+    /// The object it is about, when not the reconciled execution (a finished execution whose
+    /// lock a new one released).
+    pub regarding: Option<ObjectReference>,
+}
+
+impl Event {
+    /// An Event about the reconciled execution.
+    pub fn about(type_: EventType, reason: EventReason, note: String) -> Event {
+        Event {
+            type_,
+            reason,
+            note,
+            regarding: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +46,8 @@ pub enum EventReason {
     LockReleased,
     WorkflowExecutionDeleted,
     CleanupFailed,
+    BlockCleared,
+    BlockClearanceIgnored,
 }
 
 impl EventReason {
@@ -42,6 +61,8 @@ impl EventReason {
             Self::LockReleased => "LockReleased",
             Self::WorkflowExecutionDeleted => "WorkflowExecutionDeleted",
             Self::CleanupFailed => "CleanupFailed",
+            Self::BlockCleared => "BlockCleared",
+            Self::BlockClearanceIgnored => "BlockClearanceIgnored",
         }
     }
 }
@@ -57,6 +78,10 @@ pub enum Metric {
         outcome: Phase,
         seconds: Option<f64>,
     },
+    /// `wfe_controller_skips_total{reason}`.
+    Skipped(SkipReason),
+    /// `wfe_controller_block_clearances_total`.
+    BlockCleared,
 }
 
 /// The result of trying to create (or adopt) the PipelineRun.
@@ -126,6 +151,10 @@ impl LogLine {
                 format!("PipelineRun {name} was already gone or replaced"),
             ),
             Done::FinalizerRemoved => (LogLevel::Info, "removed the cleanup finalizer".to_owned()),
+            Done::ClearanceRecorded => (
+                LogLevel::Info,
+                "recorded the block clearance in the status".to_owned(),
+            ),
             Done::Failed(error) => (LogLevel::Warn, format!("side effect failed: {error}")),
         };
         LogLine::Note { level, message }

@@ -13,11 +13,19 @@ use crate::tekton::observed::ObservedRun;
 
 const NOW: i64 = 1_800_000_000;
 
+static RULES: crate::safety::Rules = crate::safety::Rules {
+    cooldown: Duration::from_secs(300),
+    backoff_base: Duration::from_secs(60),
+    backoff_max: Duration::from_secs(600),
+    backoff_max_exponent: 4,
+    max_consecutive_failures: 5,
+};
+
 fn ctx(at: i64) -> Context<'static> {
     Context {
         now: Timestamp::from_second(NOW + at).unwrap(),
         execution_namespace: "exec",
-        cooldown: Duration::from_secs(300),
+        rules: &RULES,
         deadline_grace: Duration::from_secs(60),
         start_timeout: Duration::from_secs(120),
     }
@@ -70,6 +78,7 @@ fn look_asks_for_what_each_phase_reads() {
             name: name.clone(),
             source: Source::Cache,
             task_runs: false,
+            history: true,
         })
     );
     assert_eq!(
@@ -90,6 +99,7 @@ fn look_asks_for_what_each_phase_reads() {
             name,
             source: Source::Read,
             task_runs: false,
+            history: false,
         })
     );
     deleting.metadata.finalizers = None;

@@ -71,11 +71,7 @@ pub(super) fn event(
             )
         }
     };
-    Event {
-        type_,
-        reason,
-        note,
-    }
+    Event::about(type_, reason, note)
 }
 
 /// The log line of a phase transition; its message is the transition's Event note.

@@ -11,10 +11,10 @@ use crate::admission::duration::parse_go_duration;
 use crate::admission::validation::Report;
 use crate::api::limits::DEFAULT_TIMEOUT;
 use crate::api::{
-    ConditionReason as R, ConditionStatus as S, ConditionType as T, ConflictingWorkflowRef,
-    FailureReason, Phase, PipelineRunRef, SkipDetails, SkipReason, WorkflowExecution,
-    WorkflowExecutionStatus,
+    ConditionReason as R, ConditionStatus as S, ConditionType as T, FailureReason, Phase,
+    PipelineRunRef, SkipDetails, SkipReason, WorkflowExecution, WorkflowExecutionStatus,
 };
+use crate::safety::{Carried, Rules};
 use crate::status::conditions;
 use crate::tekton::classify::Classification;
 use crate::tekton::observed::{ObservedRun, ObservedTaskRun};
@@ -26,12 +26,8 @@ pub enum Observation<'a> {
     InvalidSpec(&'a Report),
     /// The PipelineRun was created, or ours was adopted after `AlreadyExists`.
     PipelineRunCreated { name: &'a str, adopted: bool },
-    /// `AlreadyExists`, labelled for another WorkflowExecution: Skipped / ResourceBusy.
-    LockedBy {
-        pipeline_run: &'a str,
-        holder_namespace: &'a str,
-        holder_name: &'a str,
-    },
+    /// The safety rules, or the lock held by another execution, skip it (SPEC 4, rules 2–6).
+    Skipped(&'a SkipDetails),
     /// `AlreadyExists` with no owner label: Failed / Unknown.
     UnownedPipelineRun { name: &'a str },
     /// Running: the PipelineRun as last seen, with its TaskRuns.
@@ -53,6 +49,10 @@ pub struct Context {
     /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` says
     /// False / `PipelineFailedToStart` (the execution keeps running until its deadline).
     pub start_timeout: Duration,
+    /// The backoff after a pre-execution failure.
+    pub rules: Rules,
+    /// For a Pending execution: the target's backoff bookkeeping it carries forward.
+    pub carried: Option<Carried>,
 }
 
 /// The status `wfe` should have after `observation`.
@@ -78,6 +78,10 @@ pub fn desired_status(
         now: Time(ctx.now),
     };
     b.status.observed_generation = wfe.metadata.generation;
+    if let Some(carried) = &ctx.carried {
+        b.status.consecutive_failures = Some(carried.consecutive_failures);
+        b.status.next_allowed_execution = carried.next_allowed_execution.clone();
+    }
     match observation {
         Observation::InvalidSpec(report) => {
             let c = Classification {
@@ -89,10 +93,15 @@ pub fn desired_status(
                 message: format!("spec is invalid: {}", report.message()),
                 was_execution_failure: false,
             };
-            b.creation_failed(c);
+            b.creation_failed(c, ctx);
+            // It never reached the target: it neither counts nor carries the backoff.
+            b.status.consecutive_failures = None;
+            b.status.next_allowed_execution = None;
         }
         Observation::PipelineRunCreated { name, adopted } => {
             b.status.phase = Phase::Running;
+            // The backoff is behind it; the count goes on until the outcome.
+            b.status.next_allowed_execution = None;
             if b.status.start_time.is_none() {
                 b.status.start_time = Some(b.now.clone());
             }
@@ -106,40 +115,26 @@ pub fn desired_status(
             };
             b.condition(T::TektonPipelineCreated, S::True, R::PipelineCreated, msg);
         }
-        Observation::LockedBy {
-            pipeline_run,
-            holder_namespace,
-            holder_name,
-        } => {
-            let target = &wfe.spec.target_resource;
+        Observation::Skipped(details) => {
             b.status.phase = Phase::Skipped;
             b.status.completion_time = Some(b.now.clone());
-            let message = format!(
-                "target {target} is locked by WorkflowExecution {holder_namespace}/{holder_name} (PipelineRun {pipeline_run})"
-            );
-            b.status.skip_details = Some(Box::new(SkipDetails {
-                reason: SkipReason::ResourceBusy,
-                message: message.clone(),
-                skipped_at: b.now.clone(),
-                conflicting_workflow: Some(ConflictingWorkflowRef {
-                    name: holder_name.to_owned(),
-                    namespace: Some(holder_namespace.to_owned()),
-                    workflow_id: String::new(),
-                    started_at: None,
-                    target_resource: target.clone(),
-                }),
-                recent_remediation: None,
-            }));
-            b.condition(T::ResourceLocked, S::True, R::TargetResourceBusy, message);
+            let reason = match details.reason {
+                SkipReason::ResourceBusy => R::TargetResourceBusy,
+                SkipReason::RecentlyRemediated => R::RecentlyRemediated,
+                SkipReason::PreviousExecutionFailed => R::PreviousExecutionFailed,
+                SkipReason::ExhaustedRetries => R::ExhaustedRetries,
+            };
+            b.condition(T::ResourceLocked, S::True, reason, details.message.clone());
+            b.status.skip_details = Some(Box::new(details.clone()));
         }
         Observation::UnownedPipelineRun { name } => {
             let c = unknown(format!(
                 "PipelineRun {name} already exists for this target and carries no kubernaut.ai/workflow-execution label: it was not created by this controller; remove it or investigate who created it"
             ));
-            b.creation_failed(c);
+            b.creation_failed(c, ctx);
         }
         Observation::PipelineRunMissing => {
-            b.fail(unknown("PipelineRun deleted externally".into()), None);
+            b.fail(unknown("PipelineRun deleted externally".into()), None, ctx);
         }
         Observation::PipelineRun { run, task_runs } => b.observe_run(run, task_runs, ctx),
     }

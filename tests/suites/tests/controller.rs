@@ -611,7 +611,7 @@ async fn a_cooldown_that_ends_while_watching_releases_the_lock_without_any_new_e
     let e = env("ctl-sweep").await;
     // Nothing changes after Completed: only the controller's lock sweep can notice the end.
     let mut settings = settings(&e.ns, &e.exec_ns, "replica-a");
-    settings.cooldown = Duration::from_secs(4);
+    settings.rules.cooldown = Duration::from_secs(4);
     let _controller = ControllerReplica::start(e.client.clone(), settings);
     let _tekton = e.tekton(100);
     let target = "ns1/deployment/cooled";

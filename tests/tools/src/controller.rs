@@ -11,13 +11,17 @@ use wfe_controller::context::{Settings, system_clock};
 use wfe_controller::health::Health;
 use wfe_controller::leader::run;
 use wfe_controller::metrics::Metrics;
+use wfe_shared::safety::Rules;
 
 /// Settings for a test: short lease, 1 s deadline grace, long cooldown.
 pub fn settings(watch_ns: &str, exec_ns: &str, identity: &str) -> Settings {
     Settings {
         execution_namespace: exec_ns.to_owned(),
         watch_namespace: Some(watch_ns.to_owned()),
-        cooldown: Duration::from_secs(300),
+        rules: Rules {
+            cooldown: Duration::from_secs(300),
+            ..Rules::default()
+        },
         deadline_grace: Duration::from_secs(1),
         pipeline_start_timeout: Duration::from_secs(300),
         concurrency: 8,

@@ -7,14 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
-    ValidatingWebhookConfiguration, WebhookClientConfig,
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
+use wfe_shared::admission::clearance::MUTATE_MATCH_CONDITION;
 use wfe_shared::admission::defaulting::Defaults;
 use wfe_shared::fixtures::execution;
 use wfe_webhook::metrics::Metrics;
@@ -144,7 +145,11 @@ pub async fn register(
             match_policy: Some("Equivalent".into()),
             reinvocation_policy: Some("Never".into()),
             namespace_selector: Some(selector.clone()),
-            rules: rules(&["CREATE"]),
+            rules: rules(&["CREATE", "UPDATE"]),
+            match_conditions: Some(vec![MatchCondition {
+                name: "create-or-clearance".into(),
+                expression: MUTATE_MATCH_CONDITION.into(),
+            }]),
             ..Default::default()
         }]),
     };

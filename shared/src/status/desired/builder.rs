@@ -39,14 +39,14 @@ impl Builder<'_> {
     }
 
     /// No PipelineRun could be created: `TektonPipelineCreated` False, and the execution fails.
-    pub(super) fn creation_failed(&mut self, c: Classification) {
+    pub(super) fn creation_failed(&mut self, c: Classification, ctx: &Context) {
         self.condition(
             T::TektonPipelineCreated,
             S::False,
             R::PipelineCreationFailed,
             c.message.clone(),
         );
-        self.fail(c, None);
+        self.fail(c, None, ctx);
     }
 
     pub(super) fn observe_run(
@@ -98,6 +98,9 @@ impl Builder<'_> {
                         .unwrap_or_else(|| self.now.clone()),
                 );
                 self.status.duration = Some(self.elapsed_text());
+                // Success resets the target's count of failures.
+                self.status.consecutive_failures = Some(0);
+                self.status.next_allowed_execution = None;
                 let message = format!("all {total} tasks succeeded");
                 self.condition(
                     T::TektonPipelineComplete,
@@ -108,7 +111,7 @@ impl Builder<'_> {
             }
             Some(S::False) => {
                 let c = classify(status, task_runs);
-                self.fail(c, status.completion_time.clone());
+                self.fail(c, status.completion_time.clone(), ctx);
             }
             _ => self.check_deadline(ctx),
         }
@@ -163,8 +166,30 @@ impl Builder<'_> {
             ));
             c.reason = FailureReason::DeadlineExceeded;
             c.was_execution_failure = true;
-            self.fail(c, None);
+            self.fail(c, None, ctx);
         }
+    }
+
+    /// The target's bookkeeping after a failure: an execution failure blocks the target instead
+    /// of backing off (SPEC 4 rule 3), so it leaves the count as it was; a failure before
+    /// execution counts, and opens the backoff window from the moment of failure.
+    fn count_failure(&mut self, during_execution: bool, at: &Time, ctx: &Context) {
+        let before = self.status.consecutive_failures.unwrap_or(0);
+        if during_execution {
+            self.status.consecutive_failures = Some(before);
+            self.status.next_allowed_execution = None;
+            return;
+        }
+        let failures = before.saturating_add(1);
+        let backoff = ctx
+            .rules
+            .backoff(u32::try_from(failures).unwrap_or(u32::MAX));
+        let until = SignedDuration::try_from(backoff)
+            .ok()
+            .and_then(|b| at.0.checked_add(b).ok())
+            .unwrap_or(k8s_openapi::jiff::Timestamp::MAX);
+        self.status.consecutive_failures = Some(failures);
+        self.status.next_allowed_execution = Some(Time(until));
     }
 
     pub(super) fn elapsed(&self) -> Duration {
@@ -185,10 +210,11 @@ impl Builder<'_> {
         format_duration(self.elapsed())
     }
 
-    pub(super) fn fail(&mut self, c: Classification, completed_at: Option<Time>) {
+    pub(super) fn fail(&mut self, c: Classification, completed_at: Option<Time>, ctx: &Context) {
         let at = completed_at.unwrap_or_else(|| self.now.clone());
         self.status.phase = Phase::Failed;
         self.status.completion_time = Some(at.clone());
+        self.count_failure(c.was_execution_failure, &at, ctx);
         let elapsed = self.elapsed_text();
         self.status.duration = Some(elapsed.clone());
         let summary = summary(

@@ -16,6 +16,8 @@ fn ctx(secs: i64) -> Context {
         now: ts(secs),
         deadline_grace: Duration::from_secs(60),
         start_timeout: Duration::from_secs(120),
+        rules: Rules::default(),
+        carried: None,
     }
 }
 
@@ -331,15 +333,9 @@ fn an_invalid_spec_fails_before_any_pipeline_run() {
 #[test]
 fn a_lock_held_by_another_execution_skips_and_an_unowned_run_fails() {
     let w = wfe();
-    let s = desired_status(
-        &w,
-        Observation::LockedBy {
-            pipeline_run: "wfe-0011223344556677",
-            holder_namespace: "team-b",
-            holder_name: "other",
-        },
-        &ctx(0),
-    );
+    let other = execution("other").namespace("team-b").build();
+    let details = crate::safety::busy(&w, &other, Some("wfe-0011223344556677"), ts(0));
+    let s = desired_status(&w, Observation::Skipped(&details), &ctx(0));
     assert_eq!(s.phase, Phase::Skipped);
     let d = s.skip_details.unwrap();
     assert_eq!(d.reason, SkipReason::ResourceBusy);
