@@ -36,9 +36,43 @@ fn help_lists_every_flag_with_its_environment_variable() {
         "--kube-api-max-in-flight",
         "--watch-namespace",
         "WFE_WATCH_NAMESPACE",
+        "--backoff-base",
+        "WFE_BACKOFF_BASE",
+        "--backoff-max",
+        "WFE_BACKOFF_MAX",
+        "--backoff-max-exponent",
+        "WFE_BACKOFF_MAX_EXPONENT",
+        "--max-consecutive-failures",
+        "WFE_MAX_CONSECUTIVE_FAILURES",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
+}
+
+#[test]
+fn bad_safety_rules_stop_it_at_startup_naming_each_setting() {
+    let out = Command::new(BIN)
+        .args(["--backoff-max", "30s", "--max-consecutive-failures", "0"])
+        .env("WFE_BACKOFF_BASE", "1m")
+        .env("WFE_CONTROLLER_HEALTH_ADDR", "127.0.0.1:0")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid safety-rule settings")
+            && err.contains("--backoff-max (WFE_BACKOFF_MAX) must not be shorter than --backoff-base (WFE_BACKOFF_BASE): 30s < 1m0s")
+            && err.contains("--max-consecutive-failures (WFE_MAX_CONSECUTIVE_FAILURES) must be at least 1"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["--backoff-base", "soon"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--backoff-base"), "{err}");
 }
 
 #[test]

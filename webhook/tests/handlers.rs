@@ -379,3 +379,79 @@ async fn readiness_waits_for_a_certificate() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+fn failed(annotations: Value) -> Value {
+    let mut w = wfe("broke");
+    w["metadata"]["annotations"] = annotations;
+    w["status"] = json!({"phase": "Failed"});
+    w
+}
+
+#[tokio::test]
+async fn a_block_clearance_is_stamped_with_the_authenticated_user() {
+    let s = state();
+    let reason = "restarted the node and checked the deployment by hand, it is healthy now";
+    let old = failed(json!({}));
+    let new = failed(json!({
+        "kubernaut.ai/clear-execution-block": reason,
+        "kubernaut.ai/clear-execution-block-by": "forged",
+    }));
+    let body = fixtures::review("UPDATE", new)
+        .old(old)
+        .user("alice@example.com")
+        .json();
+    let (status, answer) = call(&s, "/mutate", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["response"]["allowed"], true);
+    let patch = patch_of(&answer);
+    let ops: Vec<(String, String, Value)> = patch
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| {
+            (
+                op["op"].as_str().unwrap().to_owned(),
+                op["path"].as_str().unwrap().to_owned(),
+                op["value"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert!(ops.contains(&(
+        "replace".into(),
+        "/metadata/annotations/kubernaut.ai~1clear-execution-block-by".into(),
+        json!("alice@example.com")
+    )));
+    assert!(ops.iter().any(|(op, path, value)| {
+        op == "add"
+            && path.ends_with("clear-execution-block-at")
+            && value
+                .as_str()
+                .is_some_and(|v| v.parse::<k8s_openapi::jiff::Timestamp>().is_ok())
+    }));
+    // An update that touches no clearance is allowed unpatched.
+    let plain = fixtures::review("UPDATE", wfe("x")).old(wfe("x")).json();
+    let (_, answer) = call(&s, "/mutate", plain.to_string()).await;
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"]["patch"].is_null());
+}
+
+#[tokio::test]
+async fn a_short_clearance_reason_is_denied_with_the_field_named() {
+    let s = state();
+    let old = failed(json!({}));
+    let new = failed(json!({"kubernaut.ai/clear-execution-block": "looks fine now"}));
+    let body = fixtures::review("UPDATE", new).old(old).json();
+    let (status, answer) = call(&s, "/validate", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["response"]["allowed"], false);
+    let cause = &answer["response"]["status"]["details"]["causes"][0];
+    assert_eq!(
+        cause["field"],
+        "metadata.annotations[kubernaut.ai/clear-execution-block]"
+    );
+    assert_eq!(
+        cause["message"],
+        "Invalid value: \"looks fine now\": must explain why the target is safe again in at least 10 words (3 given)"
+    );
+}

@@ -35,7 +35,15 @@ pub fn stamp(old: Option<&Value>, new: &Value, user: &str, now: Timestamp) -> Va
             stamped(CLEAR_EXECUTION_BLOCK_BY),
             stamped(CLEAR_EXECUTION_BLOCK_AT),
         ),
-        Some(_) => (Some(user.to_owned()), Some(now.to_string())),
+        // Whole seconds, as the status's times (metav1.Time) keep them.
+        Some(_) => (
+            Some(user.to_owned()),
+            Some(
+                Timestamp::from_second(now.as_second())
+                    .unwrap_or(now)
+                    .to_string(),
+            ),
+        ),
     };
     let mut object = new.clone();
     let has_stamp = [CLEAR_EXECUTION_BLOCK_BY, CLEAR_EXECUTION_BLOCK_AT]

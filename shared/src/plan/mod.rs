@@ -220,4 +220,6 @@ fn current(wfe: &WorkflowExecution) -> WorkflowExecutionStatus {
 }
 
 #[cfg(test)]
+mod safety_tests;
+#[cfg(test)]
 mod tests;

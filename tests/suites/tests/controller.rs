@@ -1,11 +1,9 @@
 //! The controller against the real API server, with the Tekton stand-in playing Tekton.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::events::v1::Event as K8sEvent;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names::pipeline_run_name;
@@ -13,141 +11,8 @@ use wfe_shared::api::{ConditionReason, ConditionStatus, ConditionType, FailureRe
 use wfe_shared::fixtures::execution;
 use wfe_shared::tekton::{ParamValue, PipelineRun};
 use wfe_tools::controller::{ControllerReplica, settings};
-use wfe_tools::tekton::TektonStandIn;
+use wfe_tools::env::{env, settled_counter};
 use wfe_tools::{eventually, shared};
-
-struct Env {
-    client: Client,
-    ns: String,
-    exec_ns: String,
-    wfes: Api<WorkflowExecution>,
-    runs: Api<PipelineRun>,
-}
-
-async fn env(prefix: &str) -> Env {
-    let cp = shared();
-    let client = cp.client().await;
-    let ns = cp.namespace(&client, prefix).await;
-    let exec_ns = cp.namespace(&client, &format!("{prefix}-exec")).await;
-    Env {
-        wfes: Api::namespaced(client.clone(), &ns),
-        runs: Api::namespaced(client.clone(), &exec_ns),
-        client,
-        ns,
-        exec_ns,
-    }
-}
-
-impl Env {
-    fn controller(&self, identity: &str) -> ControllerReplica {
-        ControllerReplica::start(
-            self.client.clone(),
-            settings(&self.ns, &self.exec_ns, identity),
-        )
-    }
-
-    fn tekton(&self, delay_ms: u64) -> TektonStandIn {
-        TektonStandIn::start(
-            self.client.clone(),
-            &self.exec_ns,
-            Duration::from_millis(delay_ms),
-        )
-    }
-
-    async fn create(&self, name: &str, target: &str, outcome: Option<&str>) -> WorkflowExecution {
-        let mut w = execution(name)
-            .remediation_request(&format!("rr-{name}"))
-            .target(target)
-            .param("REPLICAS", "3")
-            .timeout("10m")
-            .service_account("runner");
-        if let Some(o) = outcome {
-            w = w.param("SIMULATE_OUTCOME", o);
-        }
-        let spec = w.build().spec;
-        self.wfes
-            .create(&PostParams::default(), &WorkflowExecution::new(name, spec))
-            .await
-            .expect("create WorkflowExecution")
-    }
-
-    /// Waits until the PipelineRun holding `target`'s lock is gone.
-    async fn wait_run_deleted(&self, target: &str) {
-        let runs = self.runs.clone();
-        let name = pipeline_run_name(target);
-        eventually(
-            "the PipelineRun to be deleted",
-            Duration::from_secs(30),
-            || {
-                let (runs, name) = (runs.clone(), name.clone());
-                async move { runs.get_opt(&name).await.ok()?.is_none().then_some(()) }
-            },
-        )
-        .await;
-    }
-
-    async fn wait_phase(&self, name: &str, phase: Phase) -> WorkflowExecution {
-        let api = self.wfes.clone();
-        eventually(
-            &format!("{name} to be {phase:?}"),
-            Duration::from_secs(30),
-            || {
-                let api = api.clone();
-                async move {
-                    let w = api.get(name).await.ok()?;
-                    (w.status.as_ref().map(|s| s.phase) == Some(phase)).then_some(w)
-                }
-            },
-        )
-        .await
-    }
-
-    /// Event reasons recorded for a WorkflowExecution, with their series counts.
-    async fn events(&self, name: &str) -> BTreeMap<String, i32> {
-        let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), &self.ns);
-        let mut out = BTreeMap::new();
-        for e in events.list(&ListParams::default()).await.unwrap().items {
-            if e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name) {
-                let count = e.series.as_ref().map(|s| s.count).unwrap_or(1);
-                *out.entry(e.reason.unwrap_or_default()).or_insert(0) += count;
-            }
-        }
-        out
-    }
-
-    /// How many times `reason` was recorded for `name`: waits for the first one (Events follow the
-    /// status write that caused them), then lets a moment pass so that a duplicate would show.
-    async fn settled_event_count(&self, name: &str, reason: &str) -> i32 {
-        let what = format!("Event {reason} for {name}");
-        eventually(&what, Duration::from_secs(15), || async {
-            self.events(name).await.get(reason).copied()
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        self.events(name).await.get(reason).copied().unwrap_or(0)
-    }
-
-    async fn run_count(&self) -> usize {
-        self.runs
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len()
-    }
-}
-
-/// A controller counter once it has reached `at_least` and a moment has passed (counters follow the
-/// writes they count, which a test can observe first).
-async fn settled_counter(c: &ControllerReplica, name: &str, label: &str, at_least: u64) -> u64 {
-    let what = format!("{name}{{{label}}} to reach {at_least}");
-    eventually(&what, Duration::from_secs(15), || async {
-        (c.counter(name, label) >= at_least).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    c.counter(name, label)
-}
 
 fn string_param(run: &PipelineRun, name: &str) -> Option<String> {
     run.spec

@@ -77,6 +77,7 @@ impl ControllerReplica {
             "status_writes" => &self.metrics.status_writes,
             "pipeline_runs" => &self.metrics.pipeline_runs,
             "executions" => &self.metrics.executions,
+            "skips" => &self.metrics.skips,
             other => panic!("unknown counter {other}"),
         };
         vec.with_label_values(&[label]).get()

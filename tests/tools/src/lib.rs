@@ -3,6 +3,7 @@
 //! are `local-env` (what `make up` runs) and the benchmarks.
 
 pub mod controller;
+pub mod env;
 pub mod tekton;
 pub mod webhook;
 

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -71,9 +72,10 @@ impl TektonStandIn {
                 };
                 let Some(Ok(run)) = next else { continue };
                 let untouched = run.status.as_ref().is_none_or(|s| s.conditions.is_empty());
+                // By uid: a target's runs share one name, one after another.
                 let fresh = seen
                     .lock()
-                    .map(|mut s| s.insert(run.name_any()))
+                    .map(|mut s| s.insert(run.uid().unwrap_or_else(|| run.name_any())))
                     .unwrap_or(false);
                 if untouched && fresh {
                     let (client, namespace, token) =
@@ -158,7 +160,25 @@ async fn drive(
     labels.insert("tekton.dev/pipelineTask".into(), TASK.into());
     let mut tr = TaskRun::new(&tr_name, TaskRunSpec::default());
     tr.metadata.labels = Some(labels);
-    task_runs.create(&PostParams::default(), &tr).await?;
+    tr.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "tekton.dev/v1".into(),
+        kind: "PipelineRun".into(),
+        name: name.clone(),
+        uid: run.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    match task_runs.create(&PostParams::default(), &tr).await {
+        // The TaskRun of an earlier run of this name (a target's runs share it): the garbage
+        // collector, which the test control plane does not run, would have removed it.
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            task_runs.delete(&tr_name, &DeleteParams::default()).await?;
+            task_runs.create(&PostParams::default(), &tr).await?;
+        }
+        other => {
+            other?;
+        }
+    }
     task_runs
         .patch_status(&tr_name, &pp, &Patch::Merge(json!({"status": {
             "startTime": now(), "podName": format!("{tr_name}-pod"),
