@@ -93,8 +93,13 @@ pub fn trim_execution(wfe: &mut WorkflowExecution) {
         .filter(|a| !a.is_empty());
     m.labels = None;
     m.owner_references = None;
-    let terminal = wfe.status.as_ref().is_some_and(|s| s.phase.is_terminal());
-    if !terminal {
+    // An execution that still owes audit events keeps what they are built from (and is the
+    // base of the whole-status write that records their delivery).
+    let trimmable = wfe
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase.is_terminal() && s.audit_pending.is_empty());
+    if !trimmable {
         return;
     }
     let spec = &mut wfe.spec;
@@ -104,7 +109,11 @@ pub fn trim_execution(wfe: &mut WorkflowExecution) {
     spec.execution_config = None;
     spec.workflow_ref.container_image = String::new();
     spec.workflow_ref.container_digest = None;
-    spec.remediation_request_ref = Default::default();
+    // The audit correlation id (a block clearance's event needs it) is all that is kept of it.
+    spec.remediation_request_ref = wfe_shared::api::RemediationRequestReference {
+        name: std::mem::take(&mut spec.remediation_request_ref.name),
+        ..Default::default()
+    };
     if let Some(s) = wfe.status.as_mut() {
         s.conditions = Vec::new();
         s.pipeline_run_status = None;

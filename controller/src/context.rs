@@ -14,6 +14,7 @@ use wfe_shared::plan;
 use wfe_shared::safety::Rules;
 use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
 
+use crate::audit::AuditSink;
 use crate::cache::Cached;
 use crate::targets::Targets;
 
@@ -34,6 +35,8 @@ pub struct Settings {
     pub deadline_grace: Duration,
     /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` turns False.
     pub pipeline_start_timeout: Duration,
+    /// How long a deleted execution waits for its audit events before it goes without them.
+    pub audit_deletion_grace: Duration,
     /// Reconciles running at once.
     pub concurrency: u16,
     /// Name of the leader Lease (in `lease_namespace`).
@@ -66,6 +69,8 @@ pub struct Context {
     /// and no recorder cache, which would only grow — is kept between events.
     pub reporter: Reporter,
     pub metrics: Metrics,
+    /// Where audit events go.
+    pub audit: Arc<AuditSink>,
     pub clock: Clock,
     /// Our own writes the cache has not caught up with yet.
     pub own_writes: OwnWrites,
@@ -90,6 +95,7 @@ impl Context {
             rules: &self.settings.rules,
             deadline_grace: self.settings.deadline_grace,
             start_timeout: self.settings.pipeline_start_timeout,
+            audit_deletion_grace: self.settings.audit_deletion_grace,
         }
     }
 }

@@ -61,10 +61,17 @@ pub async fn carry_out(
                 Err(e) => Err(e),
             }
         }
-        Effect::RecordClearance(clearance) => {
-            writer.block_clearance(api, current, &clearance).await?;
+        Effect::RecordClearance {
+            clearance,
+            audit_pending,
+        } => {
+            writer
+                .block_clearance(api, current, &clearance, &audit_pending)
+                .await?;
             Ok(Done::ClearanceRecorded)
         }
+        // Not a write to the API server: not leader-guarded (an event reports what happened).
+        Effect::Deliver(events) => Ok(ctx.audit.deliver(events).await),
         Effect::DeletePipelineRun { name, uid } => match writer.delete_run(&name, uid).await {
             Ok(()) => Ok(Done::Deleted(name)),
             // Gone, or replaced by another run of the same name (uid precondition).

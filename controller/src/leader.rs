@@ -9,6 +9,7 @@ use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::AuditSink;
 use crate::context::{Clock, Settings};
 use crate::health::Health;
 use crate::watches::run_controller;
@@ -20,6 +21,7 @@ pub async fn run(
     settings: Settings,
     clock: Clock,
     health: Health,
+    audit: Arc<AuditSink>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
@@ -50,6 +52,7 @@ pub async fn run(
             settings.clone(),
             clock.clone(),
             health.clone(),
+            audit.clone(),
             leading.clone(),
             stop.clone(),
         );

@@ -6,8 +6,9 @@
 //! write, leader-guarded) → [`report`] (log lines and metrics) and [`events`]. Around it:
 //! [`leader`] (the lease), [`watches`] (caches and the controller loop), [`lock`] (the lock sweep),
 //! [`cache`] (what a cached execution keeps), [`targets`] (executions by target, for the safety
-//! rules), [`own_writes`], [`memory`], [`metrics`].
+//! rules), [`audit`] (delivery of audit events), [`own_writes`], [`memory`], [`metrics`].
 
+pub mod audit;
 pub mod cache;
 pub mod context;
 pub mod effects;

@@ -1,6 +1,7 @@
 //! `wfe-controller`: runs kubernaut.ai WorkflowExecutions as Tekton PipelineRuns.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use wfe_controller::audit::{AuditConfig, AuditSink};
 use wfe_controller::context::{Settings, system_clock};
 use wfe_controller::health::{Health, serve_health};
 use wfe_controller::leader::run;
@@ -58,6 +60,33 @@ struct Args {
     /// Grace added to executionConfig.timeout before the controller's own deadline fails an execution.
     #[arg(long, env = "WFE_DEADLINE_GRACE", default_value = "1m", value_parser = flags::duration)]
     deadline_grace: Duration,
+    /// DataStorage's URL: audit events go to <url>/api/v1/audit/events/batch. Without it they are
+    /// written as JSON lines to --audit-file (stdout by default).
+    #[arg(long, env = "WFE_AUDIT_URL")]
+    audit_url: Option<String>,
+    /// CA certificates (PEM) to trust for --audit-url (default: the system's).
+    #[arg(long, env = "WFE_AUDIT_CA_FILE")]
+    audit_ca_file: Option<PathBuf>,
+    /// A bearer token for --audit-url, read from this file and read again when it changes (e.g.
+    /// the pod's projected service-account token).
+    #[arg(long, env = "WFE_AUDIT_TOKEN_FILE")]
+    audit_token_file: Option<PathBuf>,
+    /// Time limit of one delivery request (Go duration).
+    #[arg(long, env = "WFE_AUDIT_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
+    audit_timeout: Duration,
+    /// Without --audit-url: append JSON lines to this file instead of stdout.
+    #[arg(long, env = "WFE_AUDIT_FILE")]
+    audit_file: Option<PathBuf>,
+    /// Most audit events queued or in flight; more wait in their executions' status.
+    #[arg(long, env = "WFE_AUDIT_BUFFER", default_value_t = 10_000)]
+    audit_buffer: usize,
+    /// Most audit events in one request.
+    #[arg(long, env = "WFE_AUDIT_BATCH_MAX", default_value_t = 500)]
+    audit_batch_max: usize,
+    /// How long a deleted execution waits for its audit events to be delivered before it goes
+    /// without them (Go duration).
+    #[arg(long, env = "WFE_AUDIT_DELETION_GRACE", default_value = "10m", value_parser = flags::duration)]
+    audit_deletion_grace: Duration,
     /// How long a created PipelineRun may stay unstarted before TektonPipelineRunning turns False
     /// (PipelineFailedToStart); the execution still runs until its deadline.
     #[arg(long, env = "WFE_PIPELINE_START_TIMEOUT", default_value = "5m", value_parser = flags::duration)]
@@ -125,6 +154,7 @@ async fn run_controller() -> anyhow::Result<()> {
         rules,
         deadline_grace: args.deadline_grace,
         pipeline_start_timeout: args.pipeline_start_timeout,
+        audit_deletion_grace: args.audit_deletion_grace,
         concurrency: args.concurrency,
         lease_name: args.lease_name,
         lease_duration_seconds: args.lease_duration_seconds,
@@ -135,6 +165,19 @@ async fn run_controller() -> anyhow::Result<()> {
         metrics: Metrics::new().context("registering metrics")?,
         ready: Arc::new(AtomicBool::new(false)),
     };
+    let audit = AuditSink::from_config(
+        &AuditConfig {
+            url: args.audit_url,
+            ca_file: args.audit_ca_file,
+            token_file: args.audit_token_file,
+            timeout: args.audit_timeout,
+            file: args.audit_file,
+            buffer: args.audit_buffer,
+            batch_max: args.audit_batch_max,
+        },
+        health.metrics.clone(),
+    )
+    .context("setting up audit delivery")?;
     let listener = TcpListener::bind(args.health_addr)
         .with_context(|| format!("binding {}", args.health_addr))?;
     let shutdown = CancellationToken::new();
@@ -152,7 +195,17 @@ async fn run_controller() -> anyhow::Result<()> {
         }
     });
     let result = match client(args.kube_api_qps, args.kube_api_max_in_flight).await {
-        Ok(client) => run(client, settings, system_clock(), health, shutdown.clone()).await,
+        Ok(client) => {
+            run(
+                client,
+                settings,
+                system_clock(),
+                health,
+                audit,
+                shutdown.clone(),
+            )
+            .await
+        }
         Err(e) => {
             // Stay up for the health endpoints until told to stop, so the failure is visible.
             tracing::error!(error = %e, "cannot build a Kubernetes client");

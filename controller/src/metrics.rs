@@ -1,8 +1,8 @@
 //! Prometheus metrics of the controller. Labels come from closed sets, never object names.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -29,6 +29,14 @@ pub struct Metrics {
     pub skips: IntCounterVec,
     /// Block clearances recorded.
     pub block_clearances: IntCounter,
+    /// Audit events by result of their delivery attempt (delivered, deferred, rejected).
+    pub audit_events: IntCounterVec,
+    /// Audit events refused because the buffer was full (they stay owed in their status).
+    pub audit_dropped: IntCounter,
+    /// Audit events queued or in flight.
+    pub audit_depth: IntGauge,
+    /// Duration of one delivery request (a batch).
+    pub audit_request_duration: Histogram,
 }
 
 impl Metrics {
@@ -106,6 +114,30 @@ impl Metrics {
                 "wfe_controller_block_clearances_total",
                 "Block clearances of failed WorkflowExecutions recorded (kubernaut.ai/clear-execution-block).",
             )?,
+            audit_events: IntCounterVec::new(
+                Opts::new(
+                    "wfe_controller_audit_events_total",
+                    "Audit events by result of a delivery attempt (delivered; deferred: retried later; rejected: refused by the receiver, not retried).",
+                ),
+                &["result"],
+            )?,
+            audit_dropped: IntCounter::new(
+                "wfe_controller_audit_events_dropped_total",
+                "Audit events refused because the buffer was full; they stay owed in their execution's status and are sent again.",
+            )?,
+            audit_depth: IntGauge::new(
+                "wfe_controller_audit_buffer_events",
+                "Audit events queued or in flight.",
+            )?,
+            audit_request_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "wfe_controller_audit_request_duration_seconds",
+                    "Duration of one audit delivery (a batch).",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]),
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.executions.clone()))?;
@@ -121,6 +153,11 @@ impl Metrics {
         m.registry.register(Box::new(m.events.clone()))?;
         m.registry.register(Box::new(m.skips.clone()))?;
         m.registry.register(Box::new(m.block_clearances.clone()))?;
+        m.registry.register(Box::new(m.audit_events.clone()))?;
+        m.registry.register(Box::new(m.audit_dropped.clone()))?;
+        m.registry.register(Box::new(m.audit_depth.clone()))?;
+        m.registry
+            .register(Box::new(m.audit_request_duration.clone()))?;
         Ok(m)
     }
 

@@ -19,6 +19,7 @@ use wfe_shared::api::names;
 use wfe_shared::tekton::observed::{Observed, ObservedRun, ObservedTaskRun, Watched};
 use wfe_shared::tekton::ownership::Owner;
 
+use crate::audit::AuditSink;
 use crate::cache::{Cached, cached, trim_execution};
 use crate::context::{Clock, Context, Settings};
 use crate::health::Health;
@@ -82,6 +83,7 @@ pub async fn run_controller(
     settings: Settings,
     clock: Clock,
     health: Health,
+    audit: Arc<AuditSink>,
     leading: Arc<AtomicBool>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -119,6 +121,7 @@ pub async fn run_controller(
         targets,
         reporter,
         metrics: health.metrics.clone(),
+        audit,
         clock,
         leading,
         own_writes: Default::default(),

@@ -4,7 +4,7 @@
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use wfe_shared::api::BlockClearance;
+use wfe_shared::api::{AuditEventType, BlockClearance};
 use wfe_shared::tekton::PipelineRun;
 use wfe_shared::{WorkflowExecution, WorkflowExecutionStatus};
 
@@ -64,16 +64,18 @@ impl<'a> Writer<'a> {
             .await?)
     }
 
-    /// Adds `blockClearance` to a status, leaving the rest as stored (a merge patch of the status
-    /// subresource: the cached copy of a terminal execution is trimmed and never written back).
+    /// Adds `blockClearance` to a status, with the audit events it owes, leaving the rest as
+    /// stored (a merge patch of the status subresource: the cached copy of a terminal execution
+    /// is trimmed and never written back).
     pub async fn block_clearance(
         &self,
         api: &Api<WorkflowExecution>,
         current: &WorkflowExecution,
         clearance: &BlockClearance,
+        audit_pending: &[AuditEventType],
     ) -> Result<WorkflowExecution, Error> {
         self.guard()?;
-        let patch = json!({"status": {"blockClearance": clearance}});
+        let patch = json!({"status": {"blockClearance": clearance, "auditPending": audit_pending}});
         Ok(api
             .patch_status(&current.name_any(), &patch_params(), &Patch::Merge(&patch))
             .await?)

@@ -33,6 +33,7 @@ fn settings() -> Settings {
         rules: wfe_shared::safety::Rules::default(),
         deadline_grace: Duration::from_secs(60),
         pipeline_start_timeout: Duration::from_secs(300),
+        audit_deletion_grace: Duration::from_secs(60),
         concurrency: 1,
         lease_name: "l".into(),
         lease_namespace: "exec".into(),
@@ -77,12 +78,28 @@ fn context_with(runs: Vec<PipelineRun>, task_runs: Vec<Value>) -> (Arc<Context>,
         task_runs: task_run_writer.as_reader(),
         executions: Writer::default().as_reader(),
         targets: Default::default(),
+        audit: audit_sink(),
         metrics: Metrics::new().unwrap(),
         clock: Arc::new(|| k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()),
         leading: Arc::new(AtomicBool::new(true)),
         own_writes: Default::default(),
     };
     (Arc::new(ctx), handle)
+}
+
+/// Audit events as JSON lines into a file that outlives the test (no API calls).
+fn audit_sink() -> Arc<wfe_controller::audit::AuditSink> {
+    let file = std::env::temp_dir().join(format!("wfe-calls-audit-{}.jsonl", std::process::id()));
+    let config = wfe_controller::audit::AuditConfig {
+        url: None,
+        ca_file: None,
+        token_file: None,
+        timeout: Duration::from_secs(5),
+        file: Some(file),
+        buffer: 100,
+        batch_max: 100,
+    };
+    wfe_controller::audit::AuditSink::from_config(&config, Metrics::new().unwrap()).unwrap()
 }
 
 fn wfe(status: Value, finalized: bool) -> WorkflowExecution {

@@ -10,11 +10,13 @@
 //!   phase state machine);
 //! - [`safety`]: the rules that keep a target safe before anything runs on it (one execution at a
 //!   time, the block after an execution failure, backoff, cooldown);
+//! - [`audit`]: the audit events of each transition, as DataStorage takes them;
 //! - [`plan`]: everything one reconcile must do — the side effect, the status write, the Events,
 //!   the log lines, the metrics and the requeue — for the controller to carry out.
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod plan;

@@ -14,9 +14,9 @@ pub use spec::{
     WorkflowReference,
 };
 pub use status::{
-    BlockClearance, ClearMethod, ConflictingWorkflowRef, FailureDetails, FailureReason, Phase,
-    PipelineRunRef, PipelineRunStatusSummary, RecentRemediationRef, SkipDetails, SkipReason,
-    WorkflowExecutionStatus,
+    AuditEventType, BlockClearance, ClearMethod, ConflictingWorkflowRef, FailureDetails,
+    FailureReason, Phase, PipelineRunRef, PipelineRunStatusSummary, RecentRemediationRef,
+    SkipDetails, SkipReason, WorkflowExecutionStatus,
 };
 
 /// API group of the WorkflowExecution CRD.

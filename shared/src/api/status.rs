@@ -58,6 +58,13 @@ pub struct WorkflowExecutionStatus {
     /// executions on the target.
     pub block_clearance: Option<Box<BlockClearance>>,
 
+    /// Audit events this execution owes, oldest first: the status is the outbox (SPEC 6). A
+    /// transition whose events could not be delivered is written with them; once delivered, a
+    /// write removes them and `AuditRecorded` turns True.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("maxItems" = 8))]
+    pub audit_pending: Vec<AuditEventType>,
+
     /// Standard conditions, one per type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend(
@@ -242,4 +249,41 @@ pub struct BlockClearance {
 pub enum ClearMethod {
     /// The `kubernaut.ai/clear-execution-block` annotation, stamped by the mutating webhook.
     Annotation,
+}
+
+/// The audit events of an execution (SPEC 6), as DataStorage names them; each happens at most once
+/// per execution.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum AuditEventType {
+    /// The spec was validated and the execution selected to run (before its PipelineRun).
+    #[serde(rename = "workflowexecution.selection.completed")]
+    SelectionCompleted,
+    /// The PipelineRun was created (or adopted).
+    #[serde(rename = "workflowexecution.execution.started")]
+    ExecutionStarted,
+    #[serde(rename = "workflowexecution.workflow.completed")]
+    WorkflowCompleted,
+    #[serde(rename = "workflowexecution.workflow.failed")]
+    WorkflowFailed,
+    #[serde(rename = "workflowexecution.workflow.skipped")]
+    WorkflowSkipped,
+    /// An operator cleared the execution's block.
+    #[serde(rename = "workflowexecution.block.cleared")]
+    BlockCleared,
+}
+
+impl AuditEventType {
+    /// The name DataStorage knows it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SelectionCompleted => "workflowexecution.selection.completed",
+            Self::ExecutionStarted => "workflowexecution.execution.started",
+            Self::WorkflowCompleted => "workflowexecution.workflow.completed",
+            Self::WorkflowFailed => "workflowexecution.workflow.failed",
+            Self::WorkflowSkipped => "workflowexecution.workflow.skipped",
+            Self::BlockCleared => "workflowexecution.block.cleared",
+        }
+    }
 }

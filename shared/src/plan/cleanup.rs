@@ -1,11 +1,14 @@
-//! Deletion: remove our PipelineRun (cancelling it if it runs), then release the finalizer.
+//! Deletion: remove our PipelineRun (cancelling it if it runs), deliver the audit events the
+//! execution owes — a running one's cancellation among them — then release the finalizer.
 
-use crate::api::WorkflowExecution;
 use crate::api::names::FINALIZER;
+use crate::api::{Phase, WorkflowExecution};
+use crate::audit::{self as events, AuditEvent};
 use crate::tekton::ownership::{Holder, Owner};
 
+use super::audit::{deletion_grace_over, owed, result};
 use super::outcome::{Event, EventReason, EventType};
-use super::{Context, Done, Effect, Plan, Seen, Step};
+use super::{Context, Done, Effect, Plan, Seen, Step, current};
 
 pub(super) fn holds_finalizer(wfe: &WorkflowExecution) -> bool {
     wfe.metadata
@@ -47,7 +50,37 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
                 uid: run.identity.uid.clone(),
             })
         }
-        _ => Step::Act(Effect::RemoveFinalizer),
+        _ => audit_then_release(wfe, seen, ctx),
+    }
+}
+
+/// The events a deleted execution owes: those its status lists, and the cancellation of a
+/// running workflow.
+fn owed_on_deletion(wfe: &WorkflowExecution) -> Vec<AuditEvent> {
+    let status = current(wfe);
+    let mut events = owed(wfe, &status);
+    if let (Phase::Running, Some(at)) = (status.phase, &wfe.metadata.deletion_timestamp) {
+        events.push(events::cancelled(wfe, at.clone()));
+    }
+    events
+}
+
+/// The audit events first (the finalizer keeps the execution, and so what it owes, until they
+/// are delivered or the grace is over), then the finalizer.
+fn audit_then_release(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
+    let owed = owed_on_deletion(wfe);
+    if owed.is_empty() {
+        return Step::Act(Effect::RemoveFinalizer);
+    }
+    match result(seen) {
+        None => Step::Act(Effect::Deliver(owed)),
+        Some(Done::AuditDeferred { retry_after, .. }) if !deletion_grace_over(wfe, ctx) => {
+            Step::Finish(Plan {
+                requeue: Some(*retry_after),
+                ..Plan::default()
+            })
+        }
+        Some(_) => Step::Act(Effect::RemoveFinalizer),
     }
 }
 
@@ -64,12 +97,28 @@ fn deleted(seen: &Seen<'_>, ctx: &Context<'_>) -> Plan {
         }
         None => "deleted; no PipelineRun of this execution to remove".to_owned(),
     };
+    let mut events = vec![Event::about(
+        EventType::Normal,
+        EventReason::WorkflowExecutionDeleted,
+        note,
+    )];
+    let lost = match result(seen) {
+        Some(Done::AuditDeferred { reason, .. }) => Some(format!(
+            "not delivered within the grace of {} after the deletion: {reason}",
+            crate::admission::duration::format_duration(ctx.audit_deletion_grace)
+        )),
+        Some(Done::AuditRejected { detail, .. }) => Some(format!("refused: {detail}")),
+        _ => None,
+    };
+    if let Some(why) = lost {
+        events.push(Event::about(
+            EventType::Warning,
+            EventReason::AuditDropped,
+            format!("audit events of this execution were lost, {why}"),
+        ));
+    }
     Plan {
-        events: vec![Event::about(
-            EventType::Normal,
-            EventReason::WorkflowExecutionDeleted,
-            note,
-        )],
+        events,
         ..Plan::default()
     }
 }

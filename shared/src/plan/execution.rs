@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::api::{Phase, WorkflowExecution, WorkflowExecutionStatus};
+use crate::audit;
 use crate::safety::Carried;
 use crate::status::desired::{self, Observation, desired_status};
 use crate::status::phase;
@@ -35,7 +36,7 @@ pub(super) fn transition(
     ctx: &Context<'_>,
 ) -> Plan {
     let before = current(wfe);
-    let after = desired_status(wfe, observation, &ctx.desired(carried));
+    let mut after = desired_status(wfe, observation, &ctx.desired(carried));
     let mut plan = Plan {
         requeue: requeue(wfe, &after, ctx),
         metrics: created.map(Metric::PipelineRun).into_iter().collect(),
@@ -53,6 +54,8 @@ pub(super) fn transition(
             Observation::PipelineRunCreated { adopted: true, .. }
         );
         let invalid = matches!(observation, Observation::InvalidSpec(_));
+        let audited = audit::transition_events(before.phase, after.phase, !invalid);
+        super::audit::add_transition_events(&mut after, audited);
         let event = event(wfe, &after, adopted, invalid, ctx);
         plan.log.push(transition_line(before.phase, &after, &event));
         plan.events.push(event);

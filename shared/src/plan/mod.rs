@@ -7,6 +7,7 @@
 //! again. Adoption, validation failure, the terminal guard, deadlines, lock expiry and cleanup are
 //! all decided here; the controller only carries the decisions out.
 
+mod audit;
 mod cleanup;
 mod clearance;
 mod execution;
@@ -24,7 +25,10 @@ pub use lock::{lock_due, lock_expired};
 pub use outcome::{CreateResult, Event, EventReason, EventType, LogLevel, LogLine, Metric};
 
 use crate::api::names::pipeline_run_name;
-use crate::api::{BlockClearance, Phase, WorkflowExecution, WorkflowExecutionStatus};
+use crate::api::{
+    AuditEventType, BlockClearance, Phase, WorkflowExecution, WorkflowExecutionStatus,
+};
+use crate::audit::AuditEvent;
 use crate::safety::{Carried, Rules};
 use crate::status::desired;
 use crate::tekton::PipelineRun;
@@ -43,6 +47,9 @@ pub struct Context<'a> {
     pub deadline_grace: Duration,
     /// How long a created PipelineRun may stay unstarted before `TektonPipelineRunning` turns False.
     pub start_timeout: Duration,
+    /// How long a deleted execution waits for its audit events to be delivered before it goes
+    /// without them.
+    pub audit_deletion_grace: Duration,
 }
 
 impl Context<'_> {
@@ -128,6 +135,32 @@ pub struct Seen<'a> {
     pub done: &'a [Done],
 }
 
+impl<'a> Seen<'a> {
+    /// Without the audit results that end `done`: the effects before the audit step, which a
+    /// phase's plan reads (audit delivery comes last, once the rest is decided).
+    fn before_audit(&self) -> Seen<'a> {
+        let end = self
+            .done
+            .iter()
+            .rposition(|d| !d.is_audit())
+            .map_or(0, |i| i + 1);
+        Seen {
+            done: &self.done[..end],
+            ..*self
+        }
+    }
+}
+
+impl Done {
+    /// The result of delivering audit events.
+    pub fn is_audit(&self) -> bool {
+        matches!(
+            self,
+            Done::Delivered(_) | Done::AuditDeferred { .. } | Done::AuditRejected { .. }
+        )
+    }
+}
+
 /// One side effect for the controller to attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
@@ -139,10 +172,15 @@ pub enum Effect {
     DeletePipelineRun { name: String, uid: Option<String> },
     /// Remove the cleanup finalizer: the execution may go.
     RemoveFinalizer,
-    /// Record an operator's block clearance in the status of a Failed execution (a patch of
-    /// that one field: the cached copy of a terminal execution is trimmed, so it is never the
-    /// base of a whole-status write).
-    RecordClearance(Box<BlockClearance>),
+    /// Record an operator's block clearance in the status of a Failed execution, with the audit
+    /// events it still owes (a patch of those fields: the cached copy of a terminal execution is
+    /// trimmed, so it is never the base of a whole-status write).
+    RecordClearance {
+        clearance: Box<BlockClearance>,
+        audit_pending: Vec<AuditEventType>,
+    },
+    /// Deliver these audit events (one batch with whatever else is queued).
+    Deliver(Vec<AuditEvent>),
 }
 
 /// What came of an [`Effect`].
@@ -159,6 +197,18 @@ pub enum Done {
     Gone(String),
     FinalizerRemoved,
     ClearanceRecorded,
+    /// The audit events of these types were delivered.
+    Delivered(Vec<AuditEventType>),
+    /// The audit service could not be reached (or answered 5xx, 401, 403): retry after this.
+    AuditDeferred {
+        retry_after: Duration,
+        reason: String,
+    },
+    /// The audit service refused the events for good (another 4xx): not retried.
+    AuditRejected {
+        types: Vec<AuditEventType>,
+        detail: String,
+    },
     /// The API server refused the effect (not a conflict: those are retried from a fresh read).
     Failed(String),
 }
@@ -190,17 +240,25 @@ pub struct Plan {
 
 /// The next step for `wfe` given what was seen.
 pub fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
+    let phase = wfe.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let step = if wfe.metadata.deletion_timestamp.is_some() {
+        // Cleanup delivers what is owed itself, before the execution may go.
         cleanup::plan(wfe, seen, ctx)
+    } else if let Some(step) = clearance::plan(wfe, seen) {
+        // A clearance is recorded by a patch of its own, with its audit event; what else is
+        // owed is settled by the next reconcile, which that patch wakes.
+        step
     } else {
-        match wfe.status.as_ref().map(|s| s.phase).unwrap_or_default() {
-            Phase::Pending => pending::plan(wfe, seen, ctx),
-            Phase::Running => execution::plan(wfe, seen, ctx),
-            Phase::Completed | Phase::Failed => match clearance::plan(wfe, seen) {
-                Some(step) => step,
-                None => lock::plan(wfe, seen, ctx),
-            },
+        let effects = seen.before_audit();
+        let step = match phase {
+            Phase::Pending => pending::plan(wfe, &effects, ctx),
+            Phase::Running => execution::plan(wfe, &effects, ctx),
+            Phase::Completed | Phase::Failed => lock::plan(wfe, &effects, ctx),
             Phase::Skipped => Step::Finish(Plan::default()),
+        };
+        match step {
+            Step::Finish(plan) => audit::settle(wfe, seen, ctx, plan),
+            act => act,
         }
     };
     match step {

@@ -48,6 +48,8 @@ pub enum EventReason {
     CleanupFailed,
     BlockCleared,
     BlockClearanceIgnored,
+    AuditFailed,
+    AuditDropped,
 }
 
 impl EventReason {
@@ -63,6 +65,8 @@ impl EventReason {
             Self::CleanupFailed => "CleanupFailed",
             Self::BlockCleared => "BlockCleared",
             Self::BlockClearanceIgnored => "BlockClearanceIgnored",
+            Self::AuditFailed => "AuditFailed",
+            Self::AuditDropped => "AuditDropped",
         }
     }
 }
@@ -154,6 +158,24 @@ impl LogLine {
             Done::ClearanceRecorded => (
                 LogLevel::Info,
                 "recorded the block clearance in the status".to_owned(),
+            ),
+            Done::Delivered(types) => (
+                LogLevel::Info,
+                format!("delivered {} audit event(s)", types.len()),
+            ),
+            Done::AuditDeferred {
+                retry_after,
+                reason,
+            } => (
+                LogLevel::Warn,
+                format!(
+                    "audit events not delivered ({reason}); retrying in {}",
+                    crate::admission::duration::format_duration(*retry_after)
+                ),
+            ),
+            Done::AuditRejected { types, detail } => (
+                LogLevel::Warn,
+                format!("{} audit event(s) refused: {detail}", types.len()),
             ),
             Done::Failed(error) => (LogLevel::Warn, format!("side effect failed: {error}")),
         };

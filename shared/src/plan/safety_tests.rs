@@ -12,7 +12,7 @@ use super::*;
 use crate::api::names::{
     CLEAR_EXECUTION_BLOCK, CLEAR_EXECUTION_BLOCK_AT, CLEAR_EXECUTION_BLOCK_BY,
 };
-use crate::api::{ConditionReason, ConditionType, SkipReason};
+use crate::api::{AuditEventType, ConditionReason, ConditionType, SkipReason};
 use crate::fixtures::execution;
 use crate::status::conditions;
 
@@ -34,6 +34,7 @@ fn ctx(at: i64) -> Context<'static> {
         rules: &RULES,
         deadline_grace: Duration::from_secs(60),
         start_timeout: Duration::from_secs(120),
+        audit_deletion_grace: Duration::from_secs(600),
     }
 }
 
@@ -75,6 +76,27 @@ fn run_of(owner: &str, deleting: bool) -> ObservedRun {
     serde_json::from_value(json!({"metadata": metadata})).unwrap()
 }
 
+/// The finished plan, the audit events it asks for delivered.
+fn settled(w: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Plan {
+    let mut done = seen.done.to_vec();
+    loop {
+        let step = plan(
+            w,
+            &Seen {
+                done: &done,
+                ..*seen
+            },
+            ctx,
+        );
+        match step {
+            Step::Act(Effect::Deliver(events)) => done.push(Done::Delivered(
+                events.iter().map(|e| e.event_type).collect(),
+            )),
+            other => return finish(other),
+        }
+    }
+}
+
 fn finish(step: Step) -> Plan {
     match step {
         Step::Finish(plan) => plan,
@@ -100,7 +122,7 @@ fn a_skip_is_one_write_with_its_condition_event_and_metrics_and_no_effect() {
         history: &history,
         ..Seen::default()
     };
-    let p = finish(plan(&w, &seen, &ctx(0)));
+    let p = settled(&w, &seen, &ctx(0));
     let s = p.status.expect("one write");
     assert_eq!(s.phase, Phase::Skipped);
     assert_eq!(s.completion_time.as_ref().map(|t| t.0), Some(ctx(0).now));
@@ -160,7 +182,7 @@ fn each_skip_reason_maps_to_its_condition_reason() {
             history: &history,
             ..Seen::default()
         };
-        let s = finish(plan(&pending(), &seen, &ctx(0))).status.unwrap();
+        let s = settled(&pending(), &seen, &ctx(0)).status.unwrap();
         let c = conditions::get(&s.conditions, ConditionType::ResourceLocked).unwrap();
         assert_eq!(c.reason, reason);
     }
@@ -207,14 +229,14 @@ fn a_finished_holders_lock_is_released_once_then_the_run_created() {
         Done::Deleted(pipeline_run_name(TARGET)),
         Done::Created(pipeline_run_name(TARGET)),
     ];
-    let p = finish(plan(
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(0),
-    ));
+    );
     assert_eq!(p.status.unwrap().phase, Phase::Running);
     let reasons: Vec<_> = p.events.iter().map(|e| e.reason).collect();
     assert_eq!(
@@ -239,14 +261,14 @@ fn a_finished_holders_lock_is_released_once_then_the_run_created() {
         Done::Gone(pipeline_run_name(TARGET)),
         Done::Created(pipeline_run_name(TARGET)),
     ];
-    let p = finish(plan(
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(0),
-    ));
+    );
     assert_eq!(p.events.len(), 1);
 }
 
@@ -263,7 +285,7 @@ fn a_running_holders_lock_is_never_released() {
         history: &history,
         ..Seen::default()
     };
-    let p = finish(plan(&pending(), &seen, &ctx(0)));
+    let p = settled(&pending(), &seen, &ctx(0));
     assert_eq!(
         p.status.unwrap().skip_details.unwrap().reason,
         SkipReason::ResourceBusy
@@ -281,14 +303,14 @@ fn a_running_holders_lock_is_never_released() {
         Step::Act(Effect::CreatePipelineRun(_))
     ));
     let done = [Done::NameTaken(Box::new(theirs.clone()))];
-    let p = finish(plan(
+    let p = settled(
         &pending(),
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(0),
-    ));
+    );
     let s = p.status.unwrap();
     let d = s.skip_details.unwrap();
     assert_eq!(d.reason, SkipReason::ResourceBusy);
@@ -319,14 +341,14 @@ fn a_taken_name_of_a_finished_holder_is_released_once_and_a_going_run_is_waited_
         Done::Deleted(pipeline_run_name(TARGET)),
         Done::NameTaken(Box::new(going)),
     ];
-    let p = finish(plan(
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(0),
-    ));
+    );
     assert_eq!(p.status, None);
     assert!(p.events.is_empty());
     assert_eq!(p.requeue, Some(Duration::from_secs(2)));
@@ -338,14 +360,14 @@ fn a_taken_name_of_a_finished_holder_is_released_once_and_a_going_run_is_waited_
         Done::Deleted(pipeline_run_name(TARGET)),
         Done::NameTaken(Box::new(theirs)),
     ];
-    let p = finish(plan(
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(0),
-    ));
+    );
     assert_eq!(p.status.unwrap().phase, Phase::Skipped);
 }
 
@@ -360,7 +382,7 @@ fn a_refused_release_is_retried_without_counting_a_create() {
         done: &done,
         ..Seen::default()
     };
-    let p = finish(plan(&pending(), &seen, &ctx(0)));
+    let p = settled(&pending(), &seen, &ctx(0));
     assert!(p.failed && p.status.is_none() && p.metrics.is_empty());
 }
 
@@ -379,14 +401,14 @@ fn the_bookkeeping_is_written_with_every_transition() {
     };
     // Pending -> Running: the count carried, the window behind it.
     let done = [Done::Created(pipeline_run_name(TARGET))];
-    let s = finish(plan(
+    let s = settled(
         &pending(),
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(0),
-    ))
+    )
     .status
     .unwrap();
     assert_eq!(
@@ -403,14 +425,14 @@ fn the_bookkeeping_is_written_with_every_transition() {
                         "message": "bundle image pull failed: ImagePullBackOff"}],
         "completionTime": t(10)}))
     .unwrap();
-    let s = finish(plan(
+    let s = settled(
         &running,
         &Seen {
             run: Some(&image_pull),
             ..Seen::default()
         },
         &ctx(12),
-    ))
+    )
     .status
     .unwrap();
     assert!(!s.failure_details.as_ref().unwrap().was_execution_failure);
@@ -421,7 +443,7 @@ fn the_bookkeeping_is_written_with_every_transition() {
     );
     // An invalid spec never reached the target: no bookkeeping at all.
     let invalid = execution("w").finalized().image("not an image").build();
-    let s = finish(plan(&invalid, &seen, &ctx(0))).status.unwrap();
+    let s = settled(&invalid, &seen, &ctx(0)).status.unwrap();
     assert_eq!(
         (s.consecutive_failures, s.next_allowed_execution),
         (None, None)
@@ -447,22 +469,53 @@ fn a_stamped_clearance_is_recorded_once_and_announced() {
     let stamped = json!({CLEAR_EXECUTION_BLOCK: reason, CLEAR_EXECUTION_BLOCK_BY: "alice",
                          CLEAR_EXECUTION_BLOCK_AT: t(-5)});
     let w = failed_with(stamped.clone(), false);
-    let Step::Act(Effect::RecordClearance(c)) = plan(&w, &Seen::default(), &ctx(0)) else {
-        panic!("expected the clearance to be recorded");
+    // Its audit event first, as the operator's act.
+    let Step::Act(Effect::Deliver(events)) = plan(&w, &Seen::default(), &ctx(0)) else {
+        panic!("expected the clearance's audit event");
     };
-    assert_eq!(
-        (c.cleared_by.as_str(), c.clear_reason.as_str()),
-        ("alice", reason)
-    );
-    let done = [Done::ClearanceRecorded];
-    let p = finish(plan(
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, AuditEventType::BlockCleared);
+    assert_eq!(events[0].actor_id, "alice");
+    // Then the record, owing the event only when it was not delivered.
+    let delivered = [Done::Delivered(vec![AuditEventType::BlockCleared])];
+    let deferred = [Done::AuditDeferred {
+        retry_after: Duration::from_secs(1),
+        reason: "down".into(),
+    }];
+    for (done, owed) in [
+        (&delivered[..], vec![]),
+        (&deferred[..], vec![AuditEventType::BlockCleared]),
+    ] {
+        let step = plan(
+            &w,
+            &Seen {
+                done,
+                ..Seen::default()
+            },
+            &ctx(0),
+        );
+        let Step::Act(Effect::RecordClearance {
+            clearance: c,
+            audit_pending,
+        }) = step
+        else {
+            panic!("expected the clearance to be recorded, got {step:?}");
+        };
+        assert_eq!(
+            (c.cleared_by.as_str(), c.clear_reason.as_str()),
+            ("alice", reason)
+        );
+        assert_eq!(audit_pending, owed);
+    }
+    let done = [delivered[0].clone(), Done::ClearanceRecorded];
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..Seen::default()
         },
         &ctx(0),
-    ));
+    );
     assert_eq!(p.status, None, "the status patch was the effect");
     assert_eq!(p.events.len(), 1);
     assert_eq!(p.events[0].reason, EventReason::BlockCleared);
@@ -471,25 +524,25 @@ fn a_stamped_clearance_is_recorded_once_and_announced() {
     // Once recorded, the clearance is not recorded again.
     let recorded = failed_with(stamped.clone(), true);
     assert_eq!(
-        finish(plan(&recorded, &Seen::default(), &ctx(0))),
+        settled(&recorded, &Seen::default(), &ctx(0)),
         Plan::default()
     );
     // A refused patch is retried.
-    let done = [Done::Failed("forbidden".into())];
-    let p = finish(plan(
+    let done = [delivered[0].clone(), Done::Failed("forbidden".into())];
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..Seen::default()
         },
         &ctx(0),
-    ));
+    );
     assert!(p.failed && p.events.is_empty());
     // Completed executions have no block.
     let mut completed = w.clone();
     completed.status.as_mut().unwrap().phase = Phase::Completed;
     assert_eq!(
-        finish(plan(&completed, &Seen::default(), &ctx(0))),
+        settled(&completed, &Seen::default(), &ctx(0)),
         Plan::default()
     );
 }
@@ -497,7 +550,7 @@ fn a_stamped_clearance_is_recorded_once_and_announced() {
 #[test]
 fn an_unstamped_clearance_is_refused_with_a_warning() {
     let w = failed_with(json!({CLEAR_EXECUTION_BLOCK: "some reason"}), false);
-    let p = finish(plan(&w, &Seen::default(), &ctx(0)));
+    let p = settled(&w, &Seen::default(), &ctx(0));
     assert_eq!(p.status, None);
     assert_eq!(p.events[0].reason, EventReason::BlockClearanceIgnored);
     assert_eq!(p.events[0].type_, EventType::Warning);

@@ -28,6 +28,7 @@ fn ctx(at: i64) -> Context<'static> {
         rules: &RULES,
         deadline_grace: Duration::from_secs(60),
         start_timeout: Duration::from_secs(120),
+        audit_deletion_grace: Duration::from_secs(600),
     }
 }
 
@@ -51,6 +52,27 @@ fn run_of(owner: Option<(&str, &str)>, status: serde_json::Value) -> ObservedRun
         "status": status
     }))
     .unwrap()
+}
+
+/// The finished plan, the audit events it asks for delivered.
+fn settled(w: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Plan {
+    let mut done = seen.done.to_vec();
+    loop {
+        let step = plan(
+            w,
+            &Seen {
+                done: &done,
+                ..*seen
+            },
+            ctx,
+        );
+        match step {
+            Step::Act(Effect::Deliver(events)) => done.push(Done::Delivered(
+                events.iter().map(|e| e.event_type).collect(),
+            )),
+            other => return finish(other),
+        }
+    }
 }
 
 fn finish(step: Step) -> Plan {
@@ -124,7 +146,7 @@ fn pending_adds_a_missing_finalizer_then_creates_and_writes_running_once() {
         done: &done,
         ..Seen::default()
     };
-    let p = finish(plan(&w, &seen, &ctx(0)));
+    let p = settled(&w, &seen, &ctx(0));
     let status = p.status.expect("one status write");
     assert_eq!(status.phase, Phase::Running);
     assert_eq!(status.pipeline_run_ref.map(|r| r.name), Some(name.clone()));
@@ -160,7 +182,7 @@ fn a_cached_run_of_ours_is_adopted_without_a_create() {
         run: Some(&run),
         ..Seen::default()
     };
-    let p = finish(plan(&pending(), &seen, &ctx(0)));
+    let p = settled(&pending(), &seen, &ctx(0));
     assert_eq!(p.metrics, [Metric::PipelineRun(CreateResult::Adopted)]);
     assert!(p.events[0].note.starts_with("Adopted PipelineRun"));
     assert_eq!(p.status.unwrap().phase, Phase::Running);
@@ -207,7 +229,7 @@ fn a_taken_name_skips_locks_or_fails_by_its_holder() {
             done: &done,
             ..Seen::default()
         };
-        let p = finish(plan(&pending(), &seen, &ctx(0)));
+        let p = settled(&pending(), &seen, &ctx(0));
         let status = p.status.unwrap();
         assert_eq!(status.phase, phase, "{owner:?}");
         assert_eq!(p.metrics[0], Metric::PipelineRun(result));
@@ -234,7 +256,7 @@ fn a_refused_create_is_counted_and_retried_without_a_write() {
         done: &done,
         ..Seen::default()
     };
-    let p = finish(plan(&pending(), &seen, &ctx(0)));
+    let p = settled(&pending(), &seen, &ctx(0));
     assert!(p.failed && p.status.is_none() && p.events.is_empty());
     assert_eq!(p.metrics, [Metric::PipelineRun(CreateResult::Error)]);
 }
@@ -242,7 +264,7 @@ fn a_refused_create_is_counted_and_retried_without_a_write() {
 #[test]
 fn an_invalid_spec_fails_with_a_validation_event_and_no_effect() {
     let w = execution("w").finalized().image("not an image").build();
-    let p = finish(plan(&w, &Seen::default(), &ctx(0)));
+    let p = settled(&w, &Seen::default(), &ctx(0));
     let status = p.status.unwrap();
     assert_eq!(status.phase, Phase::Failed);
     assert_eq!(
@@ -272,12 +294,12 @@ fn running_without_news_writes_nothing_and_schedules_the_next_check() {
         run: Some(&run),
         ..Seen::default()
     };
-    let p = finish(plan(&w, &seen, &ctx(30)));
+    let p = settled(&w, &seen, &ctx(30));
     assert_eq!(p.status, None);
     assert!(p.events.is_empty() && p.metrics.is_empty() && p.log.is_empty());
     // The start check (120 s after the start) comes before the deadline (10m + 60 s).
     assert_eq!(p.requeue, Some(Duration::from_secs(90)));
-    let p = finish(plan(&w, &seen, &ctx(200)));
+    let p = settled(&w, &seen, &ctx(200));
     assert_eq!(p.requeue, Some(Duration::from_secs(660 - 200)));
 }
 
@@ -293,7 +315,7 @@ fn completion_is_one_write_one_event_and_the_outcome_metric() {
         run: Some(&run),
         ..Seen::default()
     };
-    let p = finish(plan(&w, &seen, &ctx(95)));
+    let p = settled(&w, &seen, &ctx(95));
     assert_eq!(p.status.unwrap().phase, Phase::Completed);
     assert_eq!(p.events[0].reason, EventReason::WorkflowCompleted);
     assert_eq!(
@@ -308,7 +330,7 @@ fn completion_is_one_write_one_event_and_the_outcome_metric() {
 
 #[test]
 fn a_vanished_run_fails_the_execution() {
-    let p = finish(plan(&running_at(0), &Seen::default(), &ctx(5)));
+    let p = settled(&running_at(0), &Seen::default(), &ctx(5));
     let status = p.status.unwrap();
     assert_eq!(status.phase, Phase::Failed);
     assert_eq!(
@@ -334,7 +356,7 @@ fn a_finished_lock_is_released_once_after_the_cooldown() {
         ..Seen::default()
     };
     assert_eq!(
-        finish(plan(&w, &seen, &ctx(299))),
+        settled(&w, &seen, &ctx(299)),
         Plan::default(),
         "cooldown not over"
     );
@@ -346,14 +368,14 @@ fn a_finished_lock_is_released_once_after_the_cooldown() {
         })
     );
     let done = [Done::Deleted(ours.name().to_owned())];
-    let p = finish(plan(
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(300),
-    ));
+    );
     assert_eq!(p.events.len(), 1);
     assert_eq!(p.events[0].reason, EventReason::LockReleased);
     assert!(
@@ -362,28 +384,28 @@ fn a_finished_lock_is_released_once_after_the_cooldown() {
         p.events[0].note
     );
     let refused = [Done::Failed("forbidden".into())];
-    let p = finish(plan(
+    let p = settled(
         &w,
         &Seen {
             done: &refused,
             ..seen
         },
         &ctx(300),
-    ));
+    );
     assert!(
         p.failed && p.events.is_empty(),
         "a refused delete is retried, never announced"
     );
     let gone = [Done::Gone(ours.name().to_owned())];
     assert!(
-        finish(plan(
+        settled(
             &w,
             &Seen {
                 done: &gone,
                 ..seen
             },
             &ctx(300)
-        ))
+        )
         .events
         .is_empty()
     );
@@ -414,7 +436,7 @@ fn a_terminal_status_is_never_written_again() {
         run: Some(&run),
         ..Seen::default()
     };
-    assert_eq!(finish(plan(&w, &seen, &ctx(10))).status, None);
+    assert_eq!(settled(&w, &seen, &ctx(10)).status, None);
 }
 
 #[test]
@@ -436,7 +458,25 @@ fn deletion_removes_our_run_then_the_finalizer_then_tells() {
             uid: Some("u-1".into())
         })
     );
+    // A running workflow is cancelled: its audit event goes before the finalizer.
     let done = [Done::Deleted(name.clone())];
+    let Step::Act(Effect::Deliver(events)) = plan(
+        &w,
+        &Seen {
+            done: &done,
+            ..seen
+        },
+        &ctx(1),
+    ) else {
+        panic!("expected the cancellation's audit event");
+    };
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].event_type,
+        crate::api::AuditEventType::WorkflowFailed
+    );
+    let delivered = Done::Delivered(vec![crate::api::AuditEventType::WorkflowFailed]);
+    let done = [Done::Deleted(name.clone()), delivered.clone()];
     assert_eq!(
         plan(
             &w,
@@ -448,15 +488,19 @@ fn deletion_removes_our_run_then_the_finalizer_then_tells() {
         ),
         Step::Act(Effect::RemoveFinalizer)
     );
-    let done = [Done::Deleted(name.clone()), Done::FinalizerRemoved];
-    let p = finish(plan(
+    let done = [
+        Done::Deleted(name.clone()),
+        delivered.clone(),
+        Done::FinalizerRemoved,
+    ];
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(1),
-    ));
+    );
     assert_eq!(p.events[0].reason, EventReason::WorkflowExecutionDeleted);
     assert!(
         p.events[0]
@@ -469,23 +513,34 @@ fn deletion_removes_our_run_then_the_finalizer_then_tells() {
         run: Some(&theirs),
         ..Seen::default()
     };
-    assert_eq!(plan(&w, &seen, &ctx(1)), Step::Act(Effect::RemoveFinalizer));
-    let done = [Done::FinalizerRemoved];
-    let p = finish(plan(
+    let done = [delivered.clone()];
+    assert_eq!(
+        plan(
+            &w,
+            &Seen {
+                done: &done,
+                ..seen
+            },
+            &ctx(1)
+        ),
+        Step::Act(Effect::RemoveFinalizer)
+    );
+    let done = [delivered, Done::FinalizerRemoved];
+    let p = settled(
         &w,
         &Seen {
             done: &done,
             ..seen
         },
         &ctx(1),
-    ));
+    );
     assert_eq!(
         p.events[0].note,
         "deleted; no PipelineRun of this execution to remove"
     );
     // A refused delete is reported and retried.
     let done = [Done::Failed("boom".into())];
-    let p = finish(plan(
+    let p = settled(
         &w,
         &Seen {
             done: &done,
@@ -493,7 +548,7 @@ fn deletion_removes_our_run_then_the_finalizer_then_tells() {
             ..Seen::default()
         },
         &ctx(1),
-    ));
+    );
     assert!(p.failed);
     assert_eq!(p.events[0].reason, EventReason::CleanupFailed);
     assert_eq!(
@@ -502,5 +557,5 @@ fn deletion_removes_our_run_then_the_finalizer_then_tells() {
     );
     // Without our finalizer there is nothing to do.
     w.metadata.finalizers = Some(vec!["other".into()]);
-    assert_eq!(finish(plan(&w, &Seen::default(), &ctx(1))), Plan::default());
+    assert_eq!(settled(&w, &Seen::default(), &ctx(1)), Plan::default());
 }

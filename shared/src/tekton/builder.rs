@@ -15,6 +15,18 @@ use crate::tekton::{
     PodTemplate, TimeoutFields,
 };
 
+/// The parameters the PipelineRun is given, in order: the spec's, sorted (BTreeMap iteration),
+/// then `TARGET_RESOURCE`, which cannot be overridden (validation forbids it in `spec.parameters`,
+/// and it is skipped here should an old object carry it). The audit trail records exactly these.
+pub fn parameters(wfe: &WorkflowExecution) -> impl Iterator<Item = (&str, &str)> {
+    let spec = &wfe.spec;
+    spec.parameters
+        .iter()
+        .filter(|(k, _)| k.as_str() != RESERVED_PARAMETER)
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([(RESERVED_PARAMETER, spec.target_resource.as_str())])
+}
+
 /// Builds the PipelineRun for `wfe` in `execution_namespace`.
 pub fn build(wfe: &WorkflowExecution, execution_namespace: &str) -> PipelineRun {
     let spec = &wfe.spec;
@@ -36,15 +48,7 @@ pub fn build(wfe: &WorkflowExecution, execution_namespace: &str) -> PipelineRun 
         spec.target_resource.clone(),
     )]);
 
-    // BTreeMap iteration is sorted; TARGET_RESOURCE comes last and cannot be overridden (validation
-    // forbids it in spec.parameters, and it is skipped here should an old object carry it).
-    let mut params: Vec<Param> = spec
-        .parameters
-        .iter()
-        .filter(|(k, _)| k.as_str() != RESERVED_PARAMETER)
-        .map(|(k, v)| string_param(k, v))
-        .collect();
-    params.push(string_param(RESERVED_PARAMETER, &spec.target_resource));
+    let params: Vec<Param> = parameters(wfe).map(|(k, v)| string_param(k, v)).collect();
 
     PipelineRun {
         metadata: ObjectMeta {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kube::Client;
 use tokio_util::sync::CancellationToken;
+use wfe_controller::audit::{AuditConfig, AuditSink};
 use wfe_controller::context::{Settings, system_clock};
 use wfe_controller::health::Health;
 use wfe_controller::leader::run;
@@ -30,6 +31,29 @@ pub fn settings(watch_ns: &str, exec_ns: &str, identity: &str) -> Settings {
         lease_duration_seconds: 3,
         lease_grace_seconds: 1,
         identity: identity.to_owned(),
+        audit_deletion_grace: Duration::from_secs(60),
+    }
+}
+
+/// Audit events as JSON lines into `file` (what a controller without `--audit-url` does).
+pub fn audit_to_file(file: std::path::PathBuf) -> AuditConfig {
+    AuditConfig {
+        url: None,
+        ca_file: None,
+        token_file: None,
+        timeout: Duration::from_secs(5),
+        file: Some(file),
+        buffer: 10_000,
+        batch_max: 500,
+    }
+}
+
+/// Audit events to a DataStorage-compatible receiver at `url`.
+pub fn audit_to(url: &str) -> AuditConfig {
+    AuditConfig {
+        url: Some(url.to_owned()),
+        file: None,
+        ..audit_to_file(Default::default())
     }
 }
 
@@ -38,21 +62,42 @@ pub struct ControllerReplica {
     pub metrics: Metrics,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Where the audit events of a replica without a receiver go.
+    _audit_dir: Option<tempfile::TempDir>,
 }
 
 impl ControllerReplica {
+    /// A replica writing its audit events as JSON lines into a temporary file.
     pub fn start(client: Client, settings: Settings) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = audit_to_file(dir.path().join("audit.jsonl"));
+        let mut replica = Self::start_with_audit(client, settings, config);
+        replica._audit_dir = Some(dir);
+        replica
+    }
+
+    /// A replica delivering audit events as `audit` says.
+    pub fn start_with_audit(client: Client, settings: Settings, audit: AuditConfig) -> Self {
         let metrics = Metrics::new().expect("metrics register");
         let health = Health {
             metrics: metrics.clone(),
             ready: Arc::new(AtomicBool::new(false)),
         };
+        let sink = AuditSink::from_config(&audit, metrics.clone()).expect("audit sink");
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(client, settings, system_clock(), health, stop.clone()));
+        let task = tokio::spawn(run(
+            client,
+            settings,
+            system_clock(),
+            health,
+            sink,
+            stop.clone(),
+        ));
         Self {
             metrics,
             stop,
             task: Some(task),
+            _audit_dir: None,
         }
     }
 
