@@ -2,6 +2,7 @@
 //! CRD and Tekton's), the controller and webhook in-process, and a Tekton stand-in. The binaries
 //! are `local-env` (what `make up` runs) and the benchmarks.
 
+pub mod audit;
 pub mod controller;
 pub mod env;
 pub mod tekton;
