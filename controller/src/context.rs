@@ -16,6 +16,7 @@ use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
 
 use crate::audit::AuditSink;
 use crate::cache::Cached;
+use crate::hooks::Hook;
 use crate::targets::Targets;
 
 use crate::metrics::Metrics;
@@ -76,11 +77,29 @@ pub struct Context {
     pub own_writes: OwnWrites,
     /// Cleared the moment leadership is lost: every write checks it first.
     pub leading: Arc<AtomicBool>,
+    /// A test's hook (none in production).
+    pub hook: Option<Hook>,
+}
+
+/// What a running controller is given besides its client and settings.
+#[derive(Clone)]
+pub struct Services {
+    pub clock: Clock,
+    pub health: crate::health::Health,
+    pub audit: Arc<AuditSink>,
+    pub hook: Option<Hook>,
 }
 
 impl Context {
     pub fn now(&self) -> Timestamp {
         (self.clock)()
+    }
+
+    /// Calls the test hook at `point`, if there is one.
+    pub async fn at(&self, point: crate::hooks::Point) {
+        if let Some(hook) = &self.hook {
+            hook(point).await;
+        }
     }
 
     pub fn is_leading(&self) -> bool {

@@ -9,9 +9,7 @@ use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::AuditSink;
-use crate::context::{Clock, Settings};
-use crate::health::Health;
+use crate::context::{Services, Settings};
 use crate::watches::run_controller;
 
 /// Runs until `shutdown`: waits for the leader lease, runs the controller while holding it, stops
@@ -19,9 +17,7 @@ use crate::watches::run_controller;
 pub async fn run(
     client: Client,
     settings: Settings,
-    clock: Clock,
-    health: Health,
-    audit: Arc<AuditSink>,
+    services: Services,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
@@ -32,6 +28,7 @@ pub async fn run(
         .build()
         .await
         .context("creating the leader lease manager")?;
+    let health = services.health.clone();
     let (mut leader, lease_task) = manager.watch().await;
     let leading = Arc::new(AtomicBool::new(false));
     health.ready.store(true, Ordering::SeqCst); // standing by is healthy
@@ -50,9 +47,7 @@ pub async fn run(
         let controller = run_controller(
             client.clone(),
             settings.clone(),
-            clock.clone(),
-            health.clone(),
-            audit.clone(),
+            services.clone(),
             leading.clone(),
             stop.clone(),
         );

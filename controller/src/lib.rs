@@ -15,6 +15,7 @@ pub mod effects;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod leader;
 pub mod lock;
 pub mod memory;

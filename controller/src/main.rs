@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use wfe_controller::audit::{AuditConfig, AuditSink};
-use wfe_controller::context::{Settings, system_clock};
+use wfe_controller::context::{Services, Settings, system_clock};
 use wfe_controller::health::{Health, serve_health};
 use wfe_controller::leader::run;
 use wfe_controller::metrics::Metrics;
@@ -196,15 +196,13 @@ async fn run_controller() -> anyhow::Result<()> {
     });
     let result = match client(args.kube_api_qps, args.kube_api_max_in_flight).await {
         Ok(client) => {
-            run(
-                client,
-                settings,
-                system_clock(),
+            let services = Services {
+                clock: system_clock(),
                 health,
                 audit,
-                shutdown.clone(),
-            )
-            .await
+                hook: None,
+            };
+            run(client, settings, services, shutdown.clone()).await
         }
         Err(e) => {
             // Stay up for the health endpoints until told to stop, so the failure is visible.

@@ -13,6 +13,7 @@ use wfe_shared::plan::{self, Done, Plan, Step};
 use crate::context::Context;
 use crate::effects::carry_out;
 use crate::error::Error;
+use crate::hooks::Point;
 use crate::observe::observe;
 use crate::writer::Writer;
 use crate::{events, report};
@@ -93,7 +94,11 @@ async fn attempt_once(
                     return Err(Error::Runaway(MAX_EFFECTS));
                 }
                 let result = carry_out(effect, api, current, ctx).await?;
+                let delivered = matches!(result, Done::Delivered(_));
                 done.push(result);
+                if delivered {
+                    ctx.at(Point::AfterDelivery).await;
+                }
             }
             Step::Finish(plan) => return finish(plan, api, cached, current, done, ctx).await,
         }
@@ -126,6 +131,7 @@ async fn finish(
             .status_writes
             .with_label_values(&["written"])
             .inc();
+        ctx.at(Point::AfterStatusWrite).await;
         let mut superseded = vec![cached.resource_version().unwrap_or_default()];
         superseded.extend(current.resource_version());
         superseded.dedup();

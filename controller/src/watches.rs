@@ -19,10 +19,8 @@ use wfe_shared::api::names;
 use wfe_shared::tekton::observed::{Observed, ObservedRun, ObservedTaskRun, Watched};
 use wfe_shared::tekton::ownership::Owner;
 
-use crate::audit::AuditSink;
 use crate::cache::{Cached, cached, trim_execution};
-use crate::context::{Clock, Context, Settings};
-use crate::health::Health;
+use crate::context::{Context, Services, Settings};
 use crate::lock::expired_locks;
 use crate::memory::release_free_memory;
 use crate::reconcile::{error_policy, reconcile};
@@ -81,12 +79,16 @@ fn owners_of<T: Observed>(
 pub async fn run_controller(
     client: Client,
     settings: Settings,
-    clock: Clock,
-    health: Health,
-    audit: Arc<AuditSink>,
+    services: Services,
     leading: Arc<AtomicBool>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Services {
+        clock,
+        health,
+        audit,
+        hook,
+    } = services;
     let exec_ns = settings.execution_namespace.clone();
     let (task_runs, task_run_events) = cache_of::<ObservedTaskRun>(&client, &exec_ns);
     let (runs, run_events) = cache_of::<ObservedRun>(&client, &exec_ns);
@@ -123,6 +125,7 @@ pub async fn run_controller(
         metrics: health.metrics.clone(),
         audit,
         clock,
+        hook,
         leading,
         own_writes: Default::default(),
     });

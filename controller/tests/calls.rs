@@ -83,6 +83,7 @@ fn context_with(runs: Vec<PipelineRun>, task_runs: Vec<Value>) -> (Arc<Context>,
         clock: Arc::new(|| k8s_openapi::jiff::Timestamp::from_second(NOW).unwrap()),
         leading: Arc::new(AtomicBool::new(true)),
         own_writes: Default::default(),
+        hook: None,
     };
     (Arc::new(ctx), handle)
 }

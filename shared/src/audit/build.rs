@@ -43,8 +43,12 @@ fn identity(wfe: &WorkflowExecution) -> String {
     })
 }
 
+/// Whole seconds, as the API server stores a status's times: an event built before its status
+/// is written and the same event rebuilt from the stored status after a crash are equal.
 fn rfc3339(t: &Time) -> String {
-    t.0.to_string()
+    k8s_openapi::jiff::Timestamp::from_second(t.0.as_second())
+        .unwrap_or(t.0)
+        .to_string()
 }
 
 /// The event `event_type` of `wfe`.

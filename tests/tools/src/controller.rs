@@ -8,8 +8,9 @@ use std::time::Duration;
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 use wfe_controller::audit::{AuditConfig, AuditSink};
-use wfe_controller::context::{Settings, system_clock};
+use wfe_controller::context::{Services, Settings, system_clock};
 use wfe_controller::health::Health;
+use wfe_controller::hooks::Hook;
 use wfe_controller::leader::run;
 use wfe_controller::metrics::Metrics;
 use wfe_shared::safety::Rules;
@@ -78,6 +79,16 @@ impl ControllerReplica {
 
     /// A replica delivering audit events as `audit` says.
     pub fn start_with_audit(client: Client, settings: Settings, audit: AuditConfig) -> Self {
+        Self::start_with(client, settings, audit, None)
+    }
+
+    /// A replica delivering audit events as `audit` says, calling `hook` at each hook point.
+    pub fn start_with(
+        client: Client,
+        settings: Settings,
+        audit: AuditConfig,
+        hook: Option<Hook>,
+    ) -> Self {
         let metrics = Metrics::new().expect("metrics register");
         let health = Health {
             metrics: metrics.clone(),
@@ -85,14 +96,13 @@ impl ControllerReplica {
         };
         let sink = AuditSink::from_config(&audit, metrics.clone()).expect("audit sink");
         let stop = CancellationToken::new();
-        let task = tokio::spawn(run(
-            client,
-            settings,
-            system_clock(),
+        let services = Services {
+            clock: system_clock(),
             health,
-            sink,
-            stop.clone(),
-        ));
+            audit: sink,
+            hook,
+        };
+        let task = tokio::spawn(run(client, settings, services, stop.clone()));
         Self {
             metrics,
             stop,
@@ -123,6 +133,7 @@ impl ControllerReplica {
             "pipeline_runs" => &self.metrics.pipeline_runs,
             "executions" => &self.metrics.executions,
             "skips" => &self.metrics.skips,
+            "audit_events" => &self.metrics.audit_events,
             other => panic!("unknown counter {other}"),
         };
         vec.with_label_values(&[label]).get()

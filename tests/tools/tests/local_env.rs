@@ -35,6 +35,21 @@ fn local_environment_comes_up_and_shows_the_example() {
         "{all}"
     );
     assert!(all.contains("export KUBECONFIG="), "{all}");
+    // The safety rules skip a second run on the target whose workflow failed during execution.
+    assert!(
+        all.contains("restart-cache-again")
+            && all.contains("failed during execution on target cache/statefulset/redis"),
+        "{all}"
+    );
+    // The audit trail, as the receiver accepted it.
+    for line in [
+        "restart-payment-api  workflowexecution.selection.completed  success",
+        "restart-payment-api  workflowexecution.workflow.completed   success",
+        "restart-cache        workflowexecution.workflow.failed      failure",
+        "restart-cache-again  workflowexecution.workflow.skipped     pending",
+    ] {
+        assert!(all.contains(line), "{line}:\n{all}");
+    }
     // The webhook defaulted the example...
     assert!(
         all.contains(r#"{"serviceAccountName":"kubernaut-workflow-runner","timeout":"15m"}"#),

@@ -1,15 +1,17 @@
 //! The local environment: a private etcd + kube-apiserver with the WorkflowExecution and Tekton CRDs,
 //! the admission webhook (registered for the demo namespace), the controller and a Tekton stand-in.
 //! It creates the example WorkflowExecution (defaulted by the webhook) and shows it reach Completed,
-//! shows an OOMKilled one fail with its explanation and a malformed one rejected, and prints how to
-//! reach it all with kubectl.
+//! shows an OOMKilled one fail with its explanation, a second one on that target skipped by the
+//! safety rules, a malformed one rejected, the audit trail a DataStorage-compatible receiver took
+//! in, and prints how to reach it all with kubectl.
 //! Runs until Ctrl-C (or SIGTERM), then stops everything and removes its files.
 
 use std::process::ExitCode;
 
 use std::time::Duration;
 
-use wfe_tools::controller::{ControllerReplica, settings};
+use wfe_tools::audit::receiver::Receiver;
+use wfe_tools::controller::{ControllerReplica, audit_to, settings};
 use wfe_tools::tekton::TektonStandIn;
 use wfe_tools::webhook::LocalWebhook;
 use wfe_tools::{ControlPlane, repo_root};
@@ -20,6 +22,7 @@ const EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
 /// What keeps running until Ctrl-C.
 struct Product {
     webhook: LocalWebhook,
+    receiver: Receiver,
     _controller: ControllerReplica,
     _tekton: TektonStandIn,
 }
@@ -54,11 +57,12 @@ fn main() -> ExitCode {
         let product = demo(&cp).await?;
         let webhook = &product.webhook;
         println!(
-            "\nThe control plane is up at {server}; the admission webhook serves https://{hook} for namespace {NAMESPACE}; the controller and the Tekton stand-in run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n  tail -f {log}   # the controller's and webhook's log\n",
+            "\nThe control plane is up at {server}; the admission webhook serves https://{hook} for namespace {NAMESPACE}; the controller, the Tekton stand-in and the audit receiver ({audit}) run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n  tail -f {log}   # the controller's and webhook's log\n",
             log = log.display(),
             server = cp.server,
             hook = webhook.addr,
             kc = cp.kubeconfig.display(),
+            audit = product.receiver.url(),
         );
         if !once {
             println!("Press Ctrl-C to stop it and remove its files.");
@@ -101,9 +105,10 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
             .to_string_lossy()
             .into_owned()
     };
-    let (example, oom, invalid) = (
+    let (example, oom, retry, invalid) = (
         file("workflowexecution.yaml"),
         file("workflowexecution-oom.yaml"),
+        file("workflowexecution-retry.yaml"),
         file("invalid-workflowexecution.yaml"),
     );
 
@@ -124,7 +129,16 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
     );
     let mut controller_settings = settings(NAMESPACE, EXECUTION_NAMESPACE, "local-env");
     controller_settings.watch_namespace = None;
-    let controller = ControllerReplica::start(client.clone(), controller_settings);
+    let receiver = Receiver::start().await?;
+    println!(
+        "audit receiver (DataStorage-compatible, validating every batch against its OpenAPI document) at {}",
+        receiver.url()
+    );
+    let controller = ControllerReplica::start_with_audit(
+        client.clone(),
+        controller_settings,
+        audit_to(&receiver.url()),
+    );
     let tekton = TektonStandIn::start(client, EXECUTION_NAMESPACE, Duration::from_secs(2));
     println!(
         "controller running (PipelineRuns in {EXECUTION_NAMESPACE}); the Tekton stand-in finishes each PipelineRun after 2s"
@@ -184,6 +198,35 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         "jsonpath={.status.failureDetails.naturalLanguageSummary}",
     ];
     println!("{}", run(s(&summary), true).await?);
+    println!(
+        "\n$ kubectl create -n {NAMESPACE} -f examples/workflowexecution-retry.yaml   # the same target again"
+    );
+    print!(
+        "{}",
+        run(s(&["create", "-n", NAMESPACE, "-f", &retry]), true).await?
+    );
+    let skipped = [
+        "wait",
+        "-n",
+        NAMESPACE,
+        "wfe/restart-cache-again",
+        "--for=jsonpath={.status.phase}=Skipped",
+        "--timeout=60s",
+    ];
+    run(s(&skipped), true).await?;
+    println!(
+        "$ kubectl get wfe restart-cache-again -n {NAMESPACE} -o jsonpath='{{.status.skipDetails.message}}'"
+    );
+    let why = [
+        "get",
+        "wfe",
+        "restart-cache-again",
+        "-n",
+        NAMESPACE,
+        "-o",
+        "jsonpath={.status.skipDetails.message}",
+    ];
+    println!("{}", run(s(&why), true).await?);
     println!("$ kubectl get pipelineruns -n {EXECUTION_NAMESPACE}");
     print!(
         "{}",
@@ -195,11 +238,43 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         "{}",
         run(s(&["create", "-n", NAMESPACE, "-f", &invalid]), false).await?
     );
+    print_audit_trail(&receiver).await;
     Ok(Product {
         webhook,
+        receiver,
         _controller: controller,
         _tekton: tekton,
     })
+}
+
+/// The events the receiver took in for the examples, once the last one is there.
+async fn print_audit_trail(receiver: &Receiver) {
+    let expected = 3 + 3 + 2;
+    for _ in 0..100 {
+        if receiver.events().len() >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "\nThe audit trail the receiver at {} accepted (POST /api/v1/audit/events/batch):",
+        receiver.url()
+    );
+    for e in receiver.events() {
+        let data = &e["event_data"];
+        let detail = ["failure_reason", "skip_reason", "pipelinerun_name"]
+            .iter()
+            .find_map(|k| data[*k].as_str().map(|v| format!("{k}={v}")))
+            .unwrap_or_default();
+        println!(
+            "  {:<20} {:<38} {:<8} {} {}",
+            e["resource_id"].as_str().unwrap_or_default(),
+            e["event_type"].as_str().unwrap_or_default(),
+            e["event_outcome"].as_str().unwrap_or_default(),
+            e["event_timestamp"].as_str().unwrap_or_default(),
+            detail
+        );
+    }
 }
 
 /// Logs of the in-process controller and webhook, to `path`.
