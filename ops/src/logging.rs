@@ -33,3 +33,28 @@ impl LogArgs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_installs_the_global_subscriber_and_a_bad_filter_names_the_flag() {
+        let bad = LogArgs {
+            log_format: LogFormat::Text,
+            log_level: "info,=[".into(),
+        };
+        let err = bad.init().unwrap_err().to_string();
+        assert!(
+            err.contains("--log-level \"info,=[\" is not a valid filter"),
+            "{err}"
+        );
+        assert!(!tracing::dispatcher::has_been_set());
+        let good = LogArgs {
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+        };
+        good.init().unwrap();
+        assert!(tracing::dispatcher::has_been_set());
+    }
+}

@@ -17,3 +17,22 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn it_waits_for_sigterm_then_resolves() {
+        let waiting = tokio::spawn(super::shutdown_signal());
+        // Until a signal comes, it does not resolve.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished());
+        // SAFETY: kill(2) on this process, whose SIGTERM the future above now handles.
+        assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("resolves on SIGTERM")
+            .unwrap();
+    }
+}

@@ -134,7 +134,8 @@ mod tests {
     #[test]
     fn rejects_what_go_rejects() {
         for s in [
-            "", "30", "m", "1d", "-5m", "1h-5m", "soon", "1..5h", "5.m", " 5m", "5m ",
+            "", "30", "m", "1d", "-5m", "1h-5m", "soon", "1..5h", "5.m", " 5m", "5m ", "1.5",
+            "30.25", "1h.5",
         ] {
             assert!(parse_go_duration(s).is_err(), "{s:?} should not parse");
         }

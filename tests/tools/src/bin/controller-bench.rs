@@ -57,6 +57,11 @@ struct Args {
     /// defaults every create, including the controller's finalizer.
     #[arg(long)]
     webhook: bool,
+    /// Run a DataStorage-compatible audit receiver (in this process; it validates every batch
+    /// against DataStorage's document) and point the controller at it. Without it the controller
+    /// writes its audit events as JSON lines to its stdout (discarded here).
+    #[arg(long)]
+    receiver: bool,
     /// The controller binary (default: `wfe-controller` next to this binary).
     #[arg(long)]
     controller: Option<PathBuf>,
@@ -135,10 +140,12 @@ fn spawn_controller(
     ns: &str,
     exec_ns: &str,
     health: std::net::SocketAddr,
+    audit_url: Option<&str>,
 ) -> anyhow::Result<Controller> {
     Ok(Controller(
         Command::new(binary)
             .env("KUBECONFIG", kubeconfig)
+            .args(audit_url.map(|u| format!("--audit-url={u}")))
             .envs(std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_")))
             .args([
                 format!("--execution-namespace={exec_ns}"),
@@ -203,6 +210,11 @@ async fn main() -> anyhow::Result<()> {
         }
         false => None,
     };
+    let receiver = match args.receiver {
+        true => Some(wfe_tools::audit::receiver::Receiver::start().await?),
+        false => None,
+    };
+    let audit_url = receiver.as_ref().map(|r| r.url());
     let health = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let tekton = TektonStandIn::start_instant(client.clone(), &exec_ns);
     let wfes: Api<WorkflowExecution> = Api::namespaced(client.clone(), &ns);
@@ -235,7 +247,15 @@ async fn main() -> anyhow::Result<()> {
     // only once they all exist, so its drain rate is measured without the creates competing.
     let mut controller = None;
     if !args.backlog {
-        let c = spawn_controller(&binary, &cp.kubeconfig, &args, &ns, &exec_ns, health)?;
+        let c = spawn_controller(
+            &binary,
+            &cp.kubeconfig,
+            &args,
+            &ns,
+            &exec_ns,
+            health,
+            audit_url.as_deref(),
+        )?;
         wait_leader(health).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         controller = Some(c);
@@ -291,7 +311,15 @@ async fn main() -> anyhow::Result<()> {
         Some(c) => c,
         None => {
             started = Instant::now();
-            let c = spawn_controller(&binary, &cp.kubeconfig, &args, &ns, &exec_ns, health)?;
+            let c = spawn_controller(
+                &binary,
+                &cp.kubeconfig,
+                &args,
+                &ns,
+                &exec_ns,
+                health,
+                audit_url.as_deref(),
+            )?;
             wait_leader(health).await?;
             c
         }
@@ -332,10 +360,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let n = args.executions as f64;
     println!(
-        "controller: {} (concurrency {}), admission webhook: {}, backlog: {}, {} executions, {} creators, rate {}\n",
+        "controller: {} (concurrency {}), admission webhook: {}, audit receiver: {}, backlog: {}, {} executions, {} creators, rate {}\n",
         binary.display(),
         args.concurrency,
         if webhook.is_some() { "yes" } else { "no" },
+        if receiver.is_some() {
+            "yes"
+        } else {
+            "no (JSON lines)"
+        },
         if args.backlog {
             "yes (times the drain from the controller's start)"
         } else {
@@ -406,6 +439,21 @@ async fn main() -> anyhow::Result<()> {
         "writes in {}s of idle (leases excluded): {:?}",
         args.idle_seconds, idle
     );
+    if let Some(r) = &receiver {
+        let events = r.events();
+        let unique: std::collections::HashSet<&str> = events
+            .iter()
+            .filter_map(|e| e["event_data"]["idempotency_key"].as_str())
+            .collect();
+        println!(
+            "audit: {} events accepted by the receiver in {} requests ({:.2} per execution), {} distinct identities, {} repeats",
+            events.len(),
+            r.requests(),
+            events.len() as f64 / n,
+            unique.len(),
+            events.len() - unique.len()
+        );
+    }
     drop(tekton);
     drop(controller);
     Ok(())
