@@ -278,6 +278,8 @@ fn current(wfe: &WorkflowExecution) -> WorkflowExecutionStatus {
 }
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod safety_tests;
 #[cfg(test)]
 mod tests;
