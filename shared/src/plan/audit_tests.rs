@@ -8,42 +8,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
+use super::test_support::*;
 use super::*;
 use crate::api::{AuditEventType as E, ConditionReason, ConditionStatus, ConditionType};
 use crate::fixtures::execution;
 use crate::status::conditions;
-
-const NOW: i64 = 1_800_000_000;
-
-static RULES: Rules = Rules {
-    cooldown: Duration::from_secs(300),
-    backoff_base: Duration::from_secs(60),
-    backoff_max: Duration::from_secs(600),
-    backoff_max_exponent: 4,
-    max_consecutive_failures: 5,
-};
-
-fn ctx(at: i64) -> Context<'static> {
-    Context {
-        now: Timestamp::from_second(NOW + at).unwrap(),
-        execution_namespace: "exec",
-        rules: &RULES,
-        deadline_grace: Duration::from_secs(60),
-        start_timeout: Duration::from_secs(120),
-        audit_deletion_grace: Duration::from_secs(600),
-    }
-}
-
-fn t(at: i64) -> String {
-    Timestamp::from_second(NOW + at).unwrap().to_string()
-}
-
-fn finish(step: Step) -> Plan {
-    match step {
-        Step::Finish(plan) => plan,
-        other => panic!("expected a finished plan, got {other:?}"),
-    }
-}
 
 fn audit_condition(s: &WorkflowExecutionStatus) -> (ConditionStatus, ConditionReason, String) {
     let c = conditions::get(&s.conditions, ConditionType::AuditRecorded).expect("AuditRecorded");

@@ -282,4 +282,6 @@ mod audit_tests;
 #[cfg(test)]
 mod safety_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::test_support::*;
 use super::*;
 use crate::api::names::{
     CLEAR_EXECUTION_BLOCK, CLEAR_EXECUTION_BLOCK_AT, CLEAR_EXECUTION_BLOCK_BY,
@@ -16,31 +16,7 @@ use crate::api::{AuditEventType, ConditionReason, ConditionType, SkipReason};
 use crate::fixtures::execution;
 use crate::status::conditions;
 
-const NOW: i64 = 1_800_000_000;
 const TARGET: &str = "payments/deployment/payment-api";
-
-static RULES: Rules = Rules {
-    cooldown: Duration::from_secs(300),
-    backoff_base: Duration::from_secs(60),
-    backoff_max: Duration::from_secs(600),
-    backoff_max_exponent: 4,
-    max_consecutive_failures: 5,
-};
-
-fn ctx(at: i64) -> Context<'static> {
-    Context {
-        now: Timestamp::from_second(NOW + at).unwrap(),
-        execution_namespace: "exec",
-        rules: &RULES,
-        deadline_grace: Duration::from_secs(60),
-        start_timeout: Duration::from_secs(120),
-        audit_deletion_grace: Duration::from_secs(600),
-    }
-}
-
-fn t(at: i64) -> String {
-    Timestamp::from_second(NOW + at).unwrap().to_string()
-}
 
 fn pending() -> WorkflowExecution {
     execution("w").finalized().timeout("10m").build()
@@ -74,34 +50,6 @@ fn run_of(owner: &str, deleting: bool) -> ObservedRun {
         metadata["deletionTimestamp"] = json!(t(0));
     }
     serde_json::from_value(json!({"metadata": metadata})).unwrap()
-}
-
-/// The finished plan, the audit events it asks for delivered.
-fn settled(w: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Plan {
-    let mut done = seen.done.to_vec();
-    loop {
-        let step = plan(
-            w,
-            &Seen {
-                done: &done,
-                ..*seen
-            },
-            ctx,
-        );
-        match step {
-            Step::Act(Effect::Deliver(events)) => done.push(Done::Delivered(
-                events.iter().map(|e| e.event_type).collect(),
-            )),
-            other => return finish(other),
-        }
-    }
-}
-
-fn finish(step: Step) -> Plan {
-    match step {
-        Step::Finish(plan) => plan,
-        other => panic!("expected a finished plan, got {other:?}"),
-    }
 }
 
 #[test]

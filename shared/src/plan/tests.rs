@@ -3,38 +3,13 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
+use super::test_support::*;
 use super::*;
 use crate::api::{FailureReason, SkipReason};
 use crate::fixtures::execution;
 use crate::tekton::observed::ObservedRun;
-
-const NOW: i64 = 1_800_000_000;
-
-static RULES: crate::safety::Rules = crate::safety::Rules {
-    cooldown: Duration::from_secs(300),
-    backoff_base: Duration::from_secs(60),
-    backoff_max: Duration::from_secs(600),
-    backoff_max_exponent: 4,
-    max_consecutive_failures: 5,
-};
-
-fn ctx(at: i64) -> Context<'static> {
-    Context {
-        now: Timestamp::from_second(NOW + at).unwrap(),
-        execution_namespace: "exec",
-        rules: &RULES,
-        deadline_grace: Duration::from_secs(60),
-        start_timeout: Duration::from_secs(120),
-        audit_deletion_grace: Duration::from_secs(600),
-    }
-}
-
-fn t(at: i64) -> String {
-    Timestamp::from_second(NOW + at).unwrap().to_string()
-}
 
 fn pending() -> WorkflowExecution {
     execution("w").finalized().timeout("10m").build()
@@ -52,34 +27,6 @@ fn run_of(owner: Option<(&str, &str)>, status: serde_json::Value) -> ObservedRun
         "status": status
     }))
     .unwrap()
-}
-
-/// The finished plan, the audit events it asks for delivered.
-fn settled(w: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Plan {
-    let mut done = seen.done.to_vec();
-    loop {
-        let step = plan(
-            w,
-            &Seen {
-                done: &done,
-                ..*seen
-            },
-            ctx,
-        );
-        match step {
-            Step::Act(Effect::Deliver(events)) => done.push(Done::Delivered(
-                events.iter().map(|e| e.event_type).collect(),
-            )),
-            other => return finish(other),
-        }
-    }
-}
-
-fn finish(step: Step) -> Plan {
-    match step {
-        Step::Finish(plan) => plan,
-        other => panic!("expected a finished plan, got {other:?}"),
-    }
 }
 
 fn running_at(start: i64) -> WorkflowExecution {
