@@ -13,9 +13,9 @@ use std::ops::Deref;
 use kube::Resource;
 use kube::runtime::reflector::Lookup;
 use kube::runtime::watcher;
-use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names::CLEAR_EXECUTION_BLOCK;
 use wfe_shared::tekton::observed::{Observed, Watched};
+use wfe_shared::{Phase, WorkflowExecution};
 
 /// A cached PipelineRun or TaskRun: the observed form alone, without the object metadata its watch
 /// needed (10,000 cached runs, 2.4 MB less; docs/benchmarks.md).
@@ -109,9 +109,17 @@ pub fn trim_execution(wfe: &mut WorkflowExecution) {
     spec.execution_config = None;
     spec.workflow_ref.container_image = String::new();
     spec.workflow_ref.container_digest = None;
-    // The audit correlation id (a block clearance's event needs it) is all that is kept of it.
+    // A Failed execution keeps the audit correlation id (its block clearance's event needs it).
+    let failed = wfe
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase == Phase::Failed);
     spec.remediation_request_ref = wfe_shared::api::RemediationRequestReference {
-        name: std::mem::take(&mut spec.remediation_request_ref.name),
+        name: if failed {
+            std::mem::take(&mut spec.remediation_request_ref.name)
+        } else {
+            String::new()
+        },
         ..Default::default()
     };
     if let Some(s) = wfe.status.as_mut() {

@@ -9,7 +9,6 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
-use wfe_shared::WorkflowExecution;
 use wfe_shared::plan;
 use wfe_shared::safety::Rules;
 use wfe_shared::tekton::observed::{ObservedRun, ObservedTaskRun};
@@ -62,8 +61,7 @@ pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub runs: Store<Cached<ObservedRun>>,
-    /// The watched executions, and which of them are on each target.
-    pub executions: Store<WorkflowExecution>,
+    /// Which watched executions are on each target.
     pub targets: Arc<Targets>,
     pub task_runs: Store<Cached<ObservedTaskRun>>,
     /// Who publishes Events. Each Event is published once (one per transition), so no recorder —

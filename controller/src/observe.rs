@@ -66,8 +66,7 @@ pub async fn observe(wfe: &WorkflowExecution, ctx: &Context) -> Result<Observed,
 fn history(wfe: &WorkflowExecution, ctx: &Context) -> Vec<Arc<WorkflowExecution>> {
     ctx.targets
         .on(&wfe.spec.target_resource)
-        .iter()
-        .filter_map(|key| ctx.executions.get(key))
+        .into_iter()
         .map(|w| ctx.own_writes.freshest(w))
         .collect()
 }

@@ -93,7 +93,7 @@ pub async fn run_controller(
     let (task_runs, task_run_events) = cache_of::<ObservedTaskRun>(&client, &exec_ns);
     let (runs, run_events) = cache_of::<ObservedRun>(&client, &exec_ns);
     let (wfes, wfe_writer) = reflector::store();
-    let targets = Arc::new(Targets::default());
+    let targets = Arc::new(Targets::new(wfes.clone()));
     let indexed = targets.clone();
     let wfe_events = reflector::reflector(
         wfe_writer,
@@ -105,9 +105,10 @@ pub async fn run_controller(
             watcher::Config::default(),
         )
         .default_backoff()
-        .modify(trim_execution)
-        .inspect_ok(move |event| indexed.apply(event)),
+        .modify(trim_execution),
     )
+    // After the store applied it: the index shares the store's object.
+    .inspect_ok(move |event| indexed.on_event(event))
     .touched_objects();
 
     let reporter = Reporter {
@@ -119,8 +120,7 @@ pub async fn run_controller(
         settings: settings.clone(),
         runs: runs.clone(),
         task_runs: task_runs.clone(),
-        executions: wfes.clone(),
-        targets,
+        targets: targets.clone(),
         reporter,
         metrics: health.metrics.clone(),
         audit,
@@ -130,6 +130,7 @@ pub async fn run_controller(
         own_writes: Default::default(),
     });
     {
+        let targets = targets.clone();
         let (runs, task_runs, wfes, ready, metrics) = (
             runs.clone(),
             task_runs.clone(),
@@ -155,6 +156,7 @@ pub async fn run_controller(
             // one thread for a heap of tens of MiB) every 2 s.
             while !stop.is_cancelled() {
                 metrics.lock_holders.set(runs.len() as i64);
+                targets.prune();
                 let _ = tokio::task::spawn_blocking(release_free_memory).await;
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
