@@ -4,7 +4,7 @@
 #   make mutants                    # everything
 #   make mutants FILES='shared/src/plan/*.rs shared/src/tekton/classify.rs'
 #   make mutants BASE=origin/main   # only what changed since BASE (cargo mutants --in-diff)
-# Writes mutants.out/ and prints the score: caught / (caught + missed) of the viable mutants.
+# Writes mutants.out/ and prints the score: caught (a test failed or hung) of the viable mutants.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,14 +31,15 @@ status=$?
 set -e
 count() { if [ -f "mutants.out/$1.txt" ]; then grep -c . "mutants.out/$1.txt" || true; else echo 0; fi; }
 caught=$(count caught); missed=$(count missed); timeout=$(count timeout); unviable=$(count unviable)
-viable=$((caught + missed))
+# A timeout is a mutant the tests noticed (they hung instead of passing): it counts as caught.
+viable=$((caught + timeout + missed))
 if [ "$viable" -gt 0 ]; then
-  score=$(awk -v c="$caught" -v v="$viable" 'BEGIN { printf "%.1f", 100 * c / v }')
+  score=$(awk -v c="$((caught + timeout))" -v v="$viable" 'BEGIN { printf "%.1f", 100 * c / v }')
 else
   score="n/a"
 fi
 echo
-echo "mutation score: $score% ($caught caught of $viable viable; $missed missed, $timeout timeouts, $unviable unviable) in $(( $(date +%s) - start ))s"
+echo "mutation score: $score% ($((caught + timeout)) caught of $viable viable: $caught failed a test, $timeout hung it; $missed missed; $unviable unviable) in $(( $(date +%s) - start ))s"
 [ "$missed" -gt 0 ] && { echo "missed:"; sed 's/^/  /' mutants.out/missed.txt; }
 # cargo-mutants exits 2 when mutants were missed, 3 on timeouts: report, and pass that on.
 exit "$status"
