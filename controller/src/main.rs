@@ -72,7 +72,7 @@ struct Args {
     #[arg(long, env = "WFE_AUDIT_TOKEN_FILE")]
     audit_token_file: Option<PathBuf>,
     /// Time limit of one delivery request (Go duration).
-    #[arg(long, env = "WFE_AUDIT_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
+    #[arg(long, env = "WFE_AUDIT_TIMEOUT", default_value = "5s", value_parser = flags::duration)]
     audit_timeout: Duration,
     /// Without --audit-url: append JSON lines to this file instead of stdout.
     #[arg(long, env = "WFE_AUDIT_FILE")]

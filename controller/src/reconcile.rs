@@ -21,8 +21,10 @@ use crate::{events, report};
 /// A reconcile re-reads and plans again this many times on 409 before giving up until the next
 /// event.
 const MAX_ATTEMPTS: u32 = 5;
-/// No plan needs more side effects than this in one reconcile (cleanup takes two).
-const MAX_EFFECTS: usize = 4;
+/// No plan needs more side effects than this in one reconcile. The longest: a Pending execution
+/// without its finalizer whose create finds a finished execution's run (add the finalizer, create,
+/// release the lock, create again, deliver the audit events) — five; cleanup takes three.
+const MAX_EFFECTS: usize = 6;
 
 /// The controller's entry point for one object.
 pub async fn reconcile(wfe: Arc<WorkflowExecution>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -69,7 +71,13 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
                     .with_label_values(&["conflict"])
                     .inc();
                 tracing::debug!(name = %current.name_any(), attempt, "write conflicted; re-reading");
-                current = api.get(&current.name_any()).await?;
+                let fresh = api.get(&current.name_any()).await?;
+                // What the effects did speaks for the re-read object only in the same part of
+                // the plan (e.g. not once it is being deleted).
+                if !plan::same_branch(&current, &fresh) {
+                    done.clear();
+                }
+                current = fresh;
             }
             result => return result,
         }

@@ -179,6 +179,27 @@ async fn sender<T: Transport>(
                 Err(_) => break,
             }
         }
+        // Queued while the previous request failed: not sent before the backoff is over.
+        let waiting = backoff.lock().ok().and_then(|b| {
+            let remaining = b.until?.checked_duration_since(Instant::now())?;
+            Some((remaining, b.reason.clone()))
+        });
+        if let Some((retry_after, reason)) = waiting {
+            for s in batch {
+                let n = s.events.len();
+                metrics
+                    .audit_events
+                    .with_label_values(&["deferred"])
+                    .inc_by(n as u64);
+                depth.fetch_sub(n, Ordering::SeqCst);
+                let _ = s.reply.send(Done::AuditDeferred {
+                    retry_after,
+                    reason: reason.clone(),
+                });
+            }
+            metrics.audit_depth.set(depth.load(Ordering::SeqCst) as i64);
+            continue;
+        }
         let all: Vec<AuditEvent> = batch.iter().flat_map(|s| s.events.clone()).collect();
         let started = Instant::now();
         let result = transport.send(&all).await;

@@ -331,3 +331,117 @@ fn a_deleted_execution_waits_for_its_events_within_the_grace_then_goes_without_t
     ));
     assert_eq!(p.events.len(), 1);
 }
+
+#[test]
+fn events_an_earlier_delivery_did_not_cover_are_sent_too() {
+    // Before a conflict: the owed selection and start were delivered. After the re-read the run
+    // has completed: the completion is owed as well, and sent.
+    let w = owing();
+    let mut run = running_run();
+    run.status = serde_json::from_value(json!({
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
+        "completionTime": t(9)}))
+    .unwrap();
+    let done = [Done::Delivered(vec![
+        E::SelectionCompleted,
+        E::ExecutionStarted,
+    ])];
+    let seen = Seen {
+        run: Some(&run),
+        done: &done,
+        ..Seen::default()
+    };
+    let Step::Act(Effect::Deliver(events)) = plan(&w, &seen, &ctx(10)) else {
+        panic!("the completion is sent");
+    };
+    let types: Vec<E> = events.iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [E::WorkflowCompleted]);
+    let done = [
+        Done::Delivered(vec![E::SelectionCompleted, E::ExecutionStarted]),
+        Done::Delivered(types),
+    ];
+    let s = finish(plan(
+        &w,
+        &Seen {
+            run: Some(&run),
+            done: &done,
+            ..Seen::default()
+        },
+        &ctx(10),
+    ))
+    .status
+    .unwrap();
+    assert_eq!(s.phase, Phase::Completed);
+    assert!(s.audit_pending.is_empty());
+    assert_eq!(audit_condition(&s).0, ConditionStatus::True);
+    // Unreachable for the last: it stays owed, and the write says so.
+    let done = [
+        Done::Delivered(vec![E::SelectionCompleted, E::ExecutionStarted]),
+        deferred(),
+    ];
+    let s = finish(plan(
+        &w,
+        &Seen {
+            run: Some(&run),
+            done: &done,
+            ..Seen::default()
+        },
+        &ctx(10),
+    ))
+    .status
+    .unwrap();
+    assert_eq!(s.audit_pending, [E::WorkflowCompleted]);
+    assert_eq!(audit_condition(&s).1, ConditionReason::AuditPending);
+}
+
+#[test]
+fn a_deleted_execution_sends_what_an_earlier_delivery_did_not_cover() {
+    let w = deleting(0);
+    let done = [Done::Delivered(vec![
+        E::SelectionCompleted,
+        E::ExecutionStarted,
+    ])];
+    let Step::Act(Effect::Deliver(events)) = plan(
+        &w,
+        &Seen {
+            done: &done,
+            ..Seen::default()
+        },
+        &ctx(1),
+    ) else {
+        panic!("the cancellation is still owed");
+    };
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, E::WorkflowFailed);
+}
+
+#[test]
+fn a_conflict_keeps_what_effects_did_only_in_the_same_part_of_the_plan() {
+    let w = owing();
+    assert!(same_branch(&w, &w.clone()));
+    let mut deleted = w.clone();
+    deleted.metadata.deletion_timestamp = Some(Time(ctx(1).now));
+    assert!(!same_branch(&w, &deleted), "now being deleted");
+    let mut completed = w.clone();
+    completed.status.as_mut().unwrap().phase = Phase::Completed;
+    assert!(!same_branch(&w, &completed));
+    let failed = execution("w")
+        .status(json!({"phase": "Failed", "completionTime": t(0)}))
+        .build();
+    let mut cleared = failed.clone();
+    cleared.metadata.annotations = Some(
+        [
+            (
+                crate::api::names::CLEAR_EXECUTION_BLOCK.to_owned(),
+                "why".to_owned(),
+            ),
+            (
+                crate::api::names::CLEAR_EXECUTION_BLOCK_BY.to_owned(),
+                "alice".to_owned(),
+            ),
+            (crate::api::names::CLEAR_EXECUTION_BLOCK_AT.to_owned(), t(0)),
+        ]
+        .into(),
+    );
+    assert!(!same_branch(&failed, &cleared), "a clearance to record");
+}

@@ -2,11 +2,11 @@
 //! execution owes — a running one's cancellation among them — then release the finalizer.
 
 use crate::api::names::FINALIZER;
-use crate::api::{Phase, WorkflowExecution};
+use crate::api::{AuditEventType, Phase, WorkflowExecution};
 use crate::audit::{self as events, AuditEvent};
 use crate::tekton::ownership::{Holder, Owner};
 
-use super::audit::{deletion_grace_over, owed, result};
+use super::audit::{Outcome, build, deletion_grace_over};
 use super::outcome::{Event, EventReason, EventType};
 use super::{Context, Done, Effect, Plan, Seen, Step, current};
 
@@ -58,7 +58,7 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
 /// running workflow.
 fn owed_on_deletion(wfe: &WorkflowExecution) -> Vec<AuditEvent> {
     let status = current(wfe);
-    let mut events = owed(wfe, &status);
+    let mut events = build(wfe, &status, &status.audit_pending);
     if let (Phase::Running, Some(at)) = (status.phase, &wfe.metadata.deletion_timestamp) {
         events.push(events::cancelled(wfe, at.clone()));
     }
@@ -69,18 +69,26 @@ fn owed_on_deletion(wfe: &WorkflowExecution) -> Vec<AuditEvent> {
 /// are delivered or the grace is over), then the finalizer.
 fn audit_then_release(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
     let owed = owed_on_deletion(wfe);
-    if owed.is_empty() {
-        return Step::Act(Effect::RemoveFinalizer);
+    let types: Vec<AuditEventType> = owed.iter().map(|e| e.event_type).collect();
+    let o = Outcome::of(seen);
+    let send = o.to_send(&types);
+    if !send.is_empty() {
+        let events = owed
+            .into_iter()
+            .filter(|e| send.contains(&e.event_type))
+            .collect();
+        return Step::Act(Effect::Deliver(events));
     }
-    match result(seen) {
-        None => Step::Act(Effect::Deliver(owed)),
-        Some(Done::AuditDeferred { retry_after, .. }) if !deletion_grace_over(wfe, ctx) => {
+    match o.deferred {
+        Some((retry_after, _))
+            if !o.unsettled(&types).is_empty() && !deletion_grace_over(wfe, ctx) =>
+        {
             Step::Finish(Plan {
-                requeue: Some(*retry_after),
+                requeue: Some(retry_after),
                 ..Plan::default()
             })
         }
-        Some(_) => Step::Act(Effect::RemoveFinalizer),
+        _ => Step::Act(Effect::RemoveFinalizer),
     }
 }
 
@@ -102,12 +110,13 @@ fn deleted(seen: &Seen<'_>, ctx: &Context<'_>) -> Plan {
         EventReason::WorkflowExecutionDeleted,
         note,
     )];
-    let lost = match result(seen) {
-        Some(Done::AuditDeferred { reason, .. }) => Some(format!(
+    let o = Outcome::of(seen);
+    let lost = match (&o.deferred, &o.detail) {
+        (Some((_, reason)), _) => Some(format!(
             "not delivered within the grace of {} after the deletion: {reason}",
             crate::admission::duration::format_duration(ctx.audit_deletion_grace)
         )),
-        Some(Done::AuditRejected { detail, .. }) => Some(format!("refused: {detail}")),
+        (None, Some(detail)) => Some(format!("refused: {detail}")),
         _ => None,
     };
     if let Some(why) = lost {

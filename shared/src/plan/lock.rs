@@ -38,7 +38,7 @@ pub fn lock_due(
 }
 
 pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step {
-    if let Some(done) = seen.done.first() {
+    if let Some(done) = seen.done.iter().find(|d| !d.is_audit()) {
         return Step::Finish(match done {
             Done::Deleted(name) => Plan {
                 events: vec![Event::about(

@@ -151,6 +151,21 @@ impl<'a> Seen<'a> {
     }
 }
 
+/// Whether a conflict's re-read left `wfe` in the part of the plan `before` was in (deleted or
+/// not, its phase, a clearance to record or not): only then do the results of the effects carried
+/// out before the conflict still speak for it; otherwise the plan starts afresh and observes what
+/// those effects left behind (a resent audit event carries the same identity).
+pub fn same_branch(before: &WorkflowExecution, after: &WorkflowExecution) -> bool {
+    let branch = |w: &WorkflowExecution| {
+        (
+            w.metadata.deletion_timestamp.is_some(),
+            w.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+            clearance::to_record(w),
+        )
+    };
+    branch(before) == branch(after)
+}
+
 impl Done {
     /// The result of delivering audit events.
     pub fn is_audit(&self) -> bool {
@@ -257,7 +272,13 @@ pub fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) -> Step
             Phase::Skipped => Step::Finish(Plan::default()),
         };
         match step {
-            Step::Finish(plan) => audit::settle(wfe, seen, ctx, plan),
+            Step::Finish(mut plan) => {
+                if let Some((event, line)) = clearance::ignored(wfe) {
+                    plan.events.push(event);
+                    plan.log.push(line);
+                }
+                audit::settle(wfe, seen, ctx, plan)
+            }
             act => act,
         }
     };

@@ -64,6 +64,18 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
             return Step::Finish(transition(wfe, invalid, None, None, ctx));
         }
     }
+    // A cached run of ours is adopted at once, before the rules: it was created after they let
+    // this execution through (a crash came between the create and the status write).
+    if let Some(run) = seen
+        .run
+        .filter(|r| r.holder(&Owner::of(wfe)) == Holder::Ours)
+    {
+        let adopted = Observation::PipelineRunCreated {
+            name: run.name(),
+            adopted: true,
+        };
+        return finish(wfe, adopted, CreateResult::Adopted, seen, &history, ctx);
+    }
     let Decision { verdict, carried } = safety::decide(wfe, &history, ctx.now, ctx.rules);
     if let Verdict::Skip(details) = &verdict {
         let skipped = Observation::Skipped(details);
@@ -78,18 +90,11 @@ pub(super) fn plan(wfe: &WorkflowExecution, seen: &Seen<'_>, ctx: &Context<'_>) 
     {
         return Step::Act(Effect::AddFinalizer);
     }
-    if let Some(run) = seen.run {
-        // A cached run of ours is adopted at once.
-        if run.holder(&Owner::of(wfe)) == Holder::Ours {
-            let adopted = Observation::PipelineRunCreated {
-                name: run.name(),
-                adopted: true,
-            };
-            return finish(wfe, adopted, CreateResult::Adopted, seen, &history, ctx);
-        }
-        if !released(seen) && safety::releasable(run, &history).is_some() {
-            return Step::Act(release(run));
-        }
+    if let Some(run) = seen.run
+        && !released(seen)
+        && safety::releasable(run, &history).is_some()
+    {
+        return Step::Act(release(run));
     }
     // Any other cached answer (another execution's run, possibly already deleted) is confirmed
     // by the API server: the create either succeeds or says who holds the name now.
@@ -126,6 +131,9 @@ fn name_taken(
     };
     if run.identity.deletion_timestamp.is_some() {
         return Step::Finish(Plan {
+            events: released_event(wfe, seen, history, ctx)
+                .into_iter()
+                .collect(),
             log: vec![LogLine::Note {
                 level: LogLevel::Info,
                 message: format!(

@@ -298,7 +298,9 @@ fn a_taken_name_of_a_finished_holder_is_released_once_and_a_going_run_is_waited_
         &ctx(0),
     );
     assert_eq!(p.status, None);
-    assert!(p.events.is_empty());
+    // The lock this reconcile released is announced, once, even though it must wait.
+    let reasons: Vec<_> = p.events.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, [EventReason::LockReleased]);
     assert_eq!(p.requeue, Some(Duration::from_secs(2)));
     assert!(
         matches!(&p.log[..], [.., LogLine::Note { message, .. }] if message.contains("being deleted"))
@@ -503,4 +505,147 @@ fn an_unstamped_clearance_is_refused_with_a_warning() {
     assert_eq!(p.events[0].reason, EventReason::BlockClearanceIgnored);
     assert_eq!(p.events[0].type_, EventType::Warning);
     assert_eq!(p.log[0].level(), LogLevel::Warn);
+}
+
+#[test]
+fn the_longest_pending_reconcile_takes_five_effects() {
+    // No finalizer, an empty cache, and a finished execution's run holding the name.
+    let mut w = execution("w").timeout("10m").build();
+    let history = [completed("done", "scale-up", -10)];
+    let theirs = run_of("done", false);
+    let mut done: Vec<Done> = Vec::new();
+    let plan_done = loop {
+        let seen = Seen {
+            history: &history,
+            done: &done,
+            ..Seen::default()
+        };
+        let result = match plan(&w, &seen, &ctx(0)) {
+            Step::Finish(p) => break p,
+            Step::Act(Effect::AddFinalizer) => {
+                // As the controller does: the written object is the one planned with next.
+                w.metadata.finalizers = Some(vec![crate::api::names::FINALIZER.into()]);
+                Done::FinalizerAdded
+            }
+            Step::Act(Effect::CreatePipelineRun(run)) => {
+                let released = done.iter().any(|d| matches!(d, Done::Deleted(_)));
+                if released {
+                    Done::Created(run.metadata.name.unwrap_or_default())
+                } else {
+                    Done::NameTaken(Box::new(theirs.clone()))
+                }
+            }
+            Step::Act(Effect::DeletePipelineRun { name, .. }) => Done::Deleted(name),
+            Step::Act(Effect::Deliver(events)) => {
+                Done::Delivered(events.iter().map(|e| e.event_type).collect())
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        done.push(result);
+    };
+    assert_eq!(done.len(), 5, "{done:?}");
+    assert_eq!(plan_done.status.unwrap().phase, Phase::Running);
+}
+
+#[test]
+fn a_cached_run_of_ours_is_adopted_before_the_rules() {
+    // A crash between the create and the status write; the rules would now say RecentlyRemediated.
+    let history = [completed("done", "restart-deployment", -100)];
+    let ours = run_of("w", false);
+    let seen = Seen {
+        run: Some(&ours),
+        history: &history,
+        ..Seen::default()
+    };
+    let p = settled(&pending(), &seen, &ctx(0));
+    assert_eq!(p.status.unwrap().phase, Phase::Running);
+    assert_eq!(p.metrics[0], Metric::PipelineRun(CreateResult::Adopted));
+}
+
+#[test]
+fn an_unstamped_clearance_does_not_hold_up_the_lock_release() {
+    let w = execution("w")
+        .finalized()
+        .set(
+            "metadata.annotations",
+            json!({CLEAR_EXECUTION_BLOCK: "some reason"}),
+        )
+        .status(json!({"phase": "Failed", "completionTime": t(-400),
+                       "pipelineRunRef": {"name": pipeline_run_name(TARGET)}}))
+        .build();
+    let ours = run_of("w", false);
+    let seen = Seen {
+        run: Some(&ours),
+        ..Seen::default()
+    };
+    assert!(matches!(
+        plan(&w, &seen, &ctx(0)),
+        Step::Act(Effect::DeletePipelineRun { .. })
+    ));
+    let done = [Done::Deleted(pipeline_run_name(TARGET))];
+    let p = settled(
+        &w,
+        &Seen {
+            done: &done,
+            ..seen
+        },
+        &ctx(0),
+    );
+    let reasons: Vec<_> = p.events.iter().map(|e| e.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            EventReason::LockReleased,
+            EventReason::BlockClearanceIgnored
+        ]
+    );
+}
+
+#[test]
+fn a_clearance_sends_its_event_even_after_another_delivery_and_never_owes_a_refused_one() {
+    let reason = "the node was replaced and the deployment checked by hand, all good now";
+    let stamped = json!({CLEAR_EXECUTION_BLOCK: reason, CLEAR_EXECUTION_BLOCK_BY: "alice",
+                         CLEAR_EXECUTION_BLOCK_AT: t(-5)});
+    let w = failed_with(stamped, false);
+    let leftover = [Done::Delivered(vec![AuditEventType::WorkflowFailed])];
+    assert!(matches!(
+        plan(
+            &w,
+            &Seen {
+                done: &leftover,
+                ..Seen::default()
+            },
+            &ctx(0)
+        ),
+        Step::Act(Effect::Deliver(_))
+    ));
+    let refused = [Done::AuditRejected {
+        types: vec![AuditEventType::BlockCleared],
+        detail: "400 Bad Request".into(),
+    }];
+    let Step::Act(Effect::RecordClearance { audit_pending, .. }) = plan(
+        &w,
+        &Seen {
+            done: &refused,
+            ..Seen::default()
+        },
+        &ctx(0),
+    ) else {
+        panic!("recorded");
+    };
+    assert!(audit_pending.is_empty(), "a refusal is final");
+    let done = [refused[0].clone(), Done::ClearanceRecorded];
+    let p = finish(plan(
+        &w,
+        &Seen {
+            done: &done,
+            ..Seen::default()
+        },
+        &ctx(0),
+    ));
+    let reasons: Vec<_> = p.events.iter().map(|e| e.reason).collect();
+    assert_eq!(
+        reasons,
+        [EventReason::BlockCleared, EventReason::AuditFailed]
+    );
 }

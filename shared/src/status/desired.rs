@@ -134,7 +134,11 @@ pub fn desired_status(
             b.creation_failed(c, ctx);
         }
         Observation::PipelineRunMissing => {
-            b.fail(unknown("PipelineRun deleted externally".into()), None, ctx);
+            // Whether it ran before it went is not known: the safe answer is that it may have
+            // (the target is blocked until an operator has looked).
+            let mut c = unknown("PipelineRun deleted externally".into());
+            c.was_execution_failure = true;
+            b.fail(c, None, ctx);
         }
         Observation::PipelineRun { run, task_runs } => b.observe_run(run, task_runs, ctx),
     }

@@ -60,7 +60,7 @@ impl Builder<'_> {
             self.check_start(run, ctx);
         }
         let Some(status) = run.status.as_ref() else {
-            return self.check_deadline(ctx);
+            return self.check_deadline(started, ctx);
         };
         let cond = status.succeeded();
         let total = status.child_references.len() as i32;
@@ -113,7 +113,7 @@ impl Builder<'_> {
                 let c = classify(status, task_runs);
                 self.fail(c, status.completion_time.clone(), ctx);
             }
-            _ => self.check_deadline(ctx),
+            _ => self.check_deadline(started, ctx),
         }
     }
 
@@ -150,8 +150,9 @@ impl Builder<'_> {
         );
     }
 
-    /// Past `executionConfig.timeout` + grace with no terminal condition: Failed / DeadlineExceeded.
-    pub(super) fn check_deadline(&mut self, ctx: &Context) {
+    /// Past `executionConfig.timeout` + grace with no terminal condition: Failed / DeadlineExceeded
+    /// — a failure during execution when the run had started, before it otherwise.
+    pub(super) fn check_deadline(&mut self, started: bool, ctx: &Context) {
         let Some(start) = self.status.start_time.as_ref().map(|t| t.0) else {
             return;
         };
@@ -165,7 +166,7 @@ impl Builder<'_> {
                 format_duration(ctx.deadline_grace)
             ));
             c.reason = FailureReason::DeadlineExceeded;
-            c.was_execution_failure = true;
+            c.was_execution_failure = started;
             self.fail(c, None, ctx);
         }
     }

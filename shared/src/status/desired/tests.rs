@@ -270,6 +270,10 @@ fn a_pipeline_run_deleted_externally_fails_the_execution() {
         (d.reason, d.message.as_str()),
         (FailureReason::Unknown, "PipelineRun deleted externally")
     );
+    assert!(
+        d.was_execution_failure,
+        "it may have run: the target is blocked"
+    );
     assert_eq!(s.duration.as_deref(), Some("30s"));
 }
 
@@ -297,12 +301,28 @@ fn the_controllers_own_deadline_fires_after_timeout_plus_grace() {
     );
     assert_eq!(s.phase, Phase::Failed);
     assert_eq!(s.failure_reason, Some(FailureReason::DeadlineExceeded));
+    assert!(
+        s.failure_details.as_ref().unwrap().was_execution_failure,
+        "it ran"
+    );
     assert_eq!(
         conditions::get(&s.conditions, T::TektonPipelineComplete)
             .unwrap()
             .reason,
         R::DeadlineExceeded
     );
+    // A run that never started: the deadline is a failure before execution.
+    let unstarted = run(Some(cond("Unknown", "PipelineRunPending")), false, None);
+    let s = desired_status(
+        &w,
+        Observation::PipelineRun {
+            run: &unstarted,
+            task_runs: &[],
+        },
+        &ctx(661),
+    );
+    assert_eq!(s.failure_reason, Some(FailureReason::DeadlineExceeded));
+    assert!(!s.failure_details.unwrap().was_execution_failure);
 }
 
 #[test]
