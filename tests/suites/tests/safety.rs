@@ -392,45 +392,72 @@ async fn kubectl_shows_why_and_until_when_an_execution_was_skipped() {
         &e,
         Rules {
             cooldown: Duration::from_secs(600),
+            max_consecutive_failures: 1,
             ..Rules::default()
         },
     );
     let _tekton = e.tekton(50);
-    let target = "shop/deployment/api";
-    e.create("done", target, None).await;
+    // One execution Skipped for each reason, on four targets.
+    e.create("holder", "shop/deployment/busy", Some("hang"))
+        .await;
+    e.wait_phase("holder", Phase::Running).await;
+    e.create("busy", "shop/deployment/busy", None).await;
+    e.create("done", "shop/deployment/api", None).await;
     e.wait_phase("done", Phase::Completed).await;
-    e.create("again", target, None).await;
-    e.wait_phase("again", Phase::Skipped).await;
+    e.create("again", "shop/deployment/api", None).await;
+    e.create("oom", "shop/deployment/cart", Some("oom")).await;
+    e.wait_phase("oom", Phase::Failed).await;
+    e.create("after-oom", "shop/deployment/cart", None).await;
+    e.create("pull", "shop/deployment/images", Some("imagepull"))
+        .await;
+    e.wait_phase("pull", Phase::Failed).await;
+    e.create("after-pull", "shop/deployment/images", None).await;
+    let skipped = [
+        ("busy", "ResourceBusy", "Conflicting Workflow:"),
+        ("again", "RecentlyRemediated", "Cooldown Remaining:"),
+        (
+            "after-oom",
+            "PreviousExecutionFailed",
+            "kubernaut.ai/clear-execution-block=",
+        ),
+        ("after-pull", "ExhaustedRetries", "Recent Remediation:"),
+    ];
+    for (name, _, _) in skipped {
+        e.wait_phase(name, Phase::Skipped).await;
+    }
     let get = kubectl(&["get", "wfe", "-n", &e.ns]).await;
     assert!(get.success, "{}", get.text());
-    let line = get
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("again "))
-        .expect("a row");
-    assert!(
-        line.contains("Skipped") && line.contains("RecentlyRemediated"),
-        "{}",
-        get.stdout
-    );
-    let describe = kubectl(&["describe", "wfe", "again", "-n", &e.ns]).await;
-    assert!(describe.success, "{}", describe.text());
-    for needle in [
-        "Skip Details:",
-        "Reason:                RecentlyRemediated",
-        "Cooldown Remaining:",
-        "Recent Remediation:",
-        "Name:                done",
-        "within the cooldown of 10m0s the same workflow may run again at",
-        "ResourceLocked",
-    ] {
+    println!("$ kubectl get wfe\n{}", get.stdout);
+    for (name, reason, needle) in skipped {
+        let line = get
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .expect("a row");
         assert!(
-            describe.stdout.contains(needle),
-            "{needle}:\n{}",
+            line.contains("Skipped") && line.contains(reason),
+            "{}",
+            get.stdout
+        );
+        let describe = kubectl(&["describe", "wfe", name, "-n", &e.ns]).await;
+        assert!(describe.success, "{}", describe.text());
+        assert!(
+            describe.stdout.lines().any(|l| {
+                let l = l.trim();
+                l.starts_with("Reason:") && l.ends_with(reason)
+            }),
+            "{name}: {reason}:\n{}",
             describe.stdout
         );
+        for needle in ["Skip Details:", "Skipped At:", "ResourceLocked", needle] {
+            assert!(
+                describe.stdout.contains(needle),
+                "{name}: {needle}:\n{}",
+                describe.stdout
+            );
+        }
+        println!("$ kubectl describe wfe {name}\n{}", describe.stdout);
     }
-    println!("{}\n{}", get.stdout, describe.stdout);
 }
 
 async fn kubectl(args: &[&str]) -> wfe_tools::KubectlOutput {
