@@ -16,6 +16,10 @@ if [ ! -x "$bin" ]; then
   cargo install --quiet --locked --version "$version" --root "$root" cargo-mutants
 fi
 
+# Each job builds in its own copy of the tree; a shared CARGO_TARGET_DIR would let one job run
+# the other's freshly linked test binaries and misreport mutants as missed.
+unset CARGO_TARGET_DIR
+
 args=(--package wfe-shared --package wfe-ops --jobs "${MUTANTS_JOBS:-2}" --no-shuffle)
 for f in ${FILES:-}; do args+=(--file "$f"); done
 if [ -n "${BASE:-}" ]; then
