@@ -137,6 +137,11 @@ fn a_clearance_of_a_failed_execution_with_ten_words_is_admitted() {
     let ten = "one two three four five six seven eight nine ten";
     let new = object(Some("Failed"), json!({REASON: ten}));
     assert_eq!(errors(Some(&old), &new), Vec::<String>::new());
+    // The longest reason admitted: exactly the limit, in bytes.
+    let longest = format!("{GOOD} {}", "x".repeat(4096 - GOOD.len() - 1));
+    assert_eq!(longest.len(), 4096);
+    let new = object(Some("Failed"), json!({REASON: longest}));
+    assert_eq!(errors(Some(&old), &new), Vec::<String>::new());
 }
 
 #[test]
