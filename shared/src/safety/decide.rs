@@ -72,8 +72,8 @@ pub fn decide(
         let mut v = skip(
             SkipReason::ExhaustedRetries,
             format!(
-                "target {target} has had {} consecutive failures before execution (maximum {}){}: fix the cause, then clear the block to allow new executions: {}",
-                carried.consecutive_failures,
+                "target {target} has had {} before execution (maximum {}){}: fix the cause, then clear the block to allow new executions: {}",
+                consecutive_failures(carried.consecutive_failures),
                 rules.max_consecutive_failures,
                 last.map(|w| format!(
                     "; the last was {} at {} ({})",
@@ -99,8 +99,8 @@ pub fn decide(
         let mut v = skip(
             SkipReason::RecentlyRemediated,
             format!(
-                "target {target} is backing off after {} consecutive failures before execution{}: a new execution is allowed at {} (in {remaining})",
-                carried.consecutive_failures,
+                "target {target} is backing off after {} before execution{}: a new execution is allowed at {} (in {remaining})",
+                consecutive_failures(carried.consecutive_failures),
                 last.map(|w| format!(" (the last: {}, {})", describe(w), failure_reason(w)))
                     .unwrap_or_default(),
                 until.0
@@ -279,4 +279,13 @@ fn clear_hint(w: &WorkflowExecution) -> String {
 
 fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// "1 consecutive failure", "3 consecutive failures": the count as a person reads it.
+fn consecutive_failures(n: i32) -> String {
+    if n == 1 {
+        "1 consecutive failure".to_owned()
+    } else {
+        format!("{n} consecutive failures")
+    }
 }

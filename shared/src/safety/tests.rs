@@ -248,6 +248,13 @@ fn the_count_of_failures_reaching_the_maximum_exhausts_retries() {
     };
     let d = decide_with(&[failed_before("first", -1000, 1, -940)], strict);
     assert_eq!(skip(&d).reason, SkipReason::ExhaustedRetries);
+    assert!(
+        skip(&d)
+            .message
+            .starts_with(&format!("target {TARGET} has had 1 consecutive failure before execution (maximum 1); the last was")),
+        "{}",
+        skip(&d).message
+    );
     // Cleared: the count starts again.
     let d = decide_now(&[cleared(failed_before("fifth", -1000, 5, -400))]);
     assert_eq!(d.verdict, Verdict::Proceed);
@@ -274,6 +281,14 @@ fn the_backoff_window_skips_until_it_closes_exactly() {
     assert_eq!(
         d.carried.next_allowed_execution.as_ref().map(|t| t.0),
         Some(at(90))
+    );
+    let d = decide_now(&[failed_before("first", -30, 1, 30)]);
+    assert!(
+        skip(&d).message.starts_with(&format!(
+            "target {TARGET} is backing off after 1 consecutive failure before execution (the last:"
+        )),
+        "{}",
+        skip(&d).message
     );
     // The window closing exactly now lets it through.
     assert_eq!(reason(&[failed_before("second", -120, 2, 0)]), None);
