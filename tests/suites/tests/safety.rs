@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
+use serde_json::json;
 use wfe_controller::context::Settings;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names::{
@@ -17,7 +18,8 @@ use wfe_shared::api::{
     ClearMethod, ConditionReason, ConditionStatus, ConditionType, Phase, SkipDetails, SkipReason,
 };
 use wfe_shared::safety::Rules;
-use wfe_tools::controller::{ControllerReplica, settings};
+use wfe_tools::audit::receiver::Receiver;
+use wfe_tools::controller::{ControllerReplica, audit_to, settings};
 use wfe_tools::env::{Env, env, spec};
 use wfe_tools::webhook::LocalWebhook;
 use wfe_tools::{eventually, shared};
@@ -79,12 +81,16 @@ async fn an_execution_failure_blocks_the_target_past_the_cooldown_until_an_opera
     let e = env("safe-block").await;
     let hook = LocalWebhook::start().await.expect("webhook starts");
     hook.register(&e.client, &e.ns).await.expect("registered");
-    let _controller = controller(
-        &e,
-        Rules {
-            cooldown: Duration::from_secs(2),
-            ..Rules::default()
-        },
+    // The clearance's audit event goes to a receiver that checks it against DataStorage's document.
+    let receiver = Receiver::start().await.expect("receiver");
+    let rules = Rules {
+        cooldown: Duration::from_secs(2),
+        ..Rules::default()
+    };
+    let _controller = ControllerReplica::start_with_audit(
+        e.client.clone(),
+        with_rules(&e, "replica-a", rules),
+        audit_to(&receiver.url()),
     );
     let _tekton = e.tekton(100);
     let target = "shop/deployment/cart";
@@ -193,6 +199,33 @@ async fn an_execution_failure_blocks_the_target_past_the_cooldown_until_an_opera
     assert_eq!(clearance.clear_method, ClearMethod::Annotation);
     assert_eq!(clearance.cleared_at.0, at);
     assert_eq!(e.settled_event_count("broke", "BlockCleared").await, 1);
+    // The audit trail names the operator as the actor, once.
+    let cleared_events = eventually(
+        "the block.cleared audit event",
+        Duration::from_secs(15),
+        || {
+            let events = receiver.events();
+            async move {
+                let found: Vec<_> = events
+                    .into_iter()
+                    .filter(|v| {
+                        v["resource_id"] == "broke"
+                            && v["event_type"] == "workflowexecution.block.cleared"
+                    })
+                    .collect();
+                (!found.is_empty()).then_some(found)
+            }
+        },
+    )
+    .await;
+    assert_eq!(cleared_events.len(), 1, "{cleared_events:?}");
+    let event = &cleared_events[0];
+    assert_eq!(
+        (&event["actor_type"], &event["actor_id"]),
+        (&json!("user"), &json!("alice@example.com"))
+    );
+    assert_eq!(event["event_data"]["clear_reason"], reason);
+    assert_eq!(event["event_data"]["workflow_name"], "broke");
     e.create("next", target, None).await;
     e.wait_phase("next", Phase::Completed).await;
     // A recorded clearance cannot be changed.
