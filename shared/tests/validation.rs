@@ -40,6 +40,12 @@ const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 #[test]
 fn the_valid_object_is_valid() {
     assert_eq!(errors_of(valid()), Vec::<String>::new());
+    let wfe: WorkflowExecution = serde_json::from_value(valid()).expect("typed");
+    assert_eq!(
+        validate(&wfe).warnings,
+        Vec::<String>::new(),
+        "and warns of nothing"
+    );
 }
 
 #[test]

@@ -119,17 +119,26 @@ impl Transport for HttpTransport {
             return Ok(());
         }
         let what = format!("{status}: {}", problem(&body));
-        let retry = status.is_server_error()
-            || status == StatusCode::UNAUTHORIZED
-            || status == StatusCode::FORBIDDEN
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT;
-        Err(if retry {
+        Err(if worth_retrying(status) {
             TransportError::Retryable(what)
         } else {
             TransportError::Rejected(what)
         })
     }
+}
+
+/// Whether a refusal may succeed later: the receiver's trouble (5xx), credentials that may be
+/// fixed or rotated (401, 403), or a receiver asking to slow down (429, 408). Any other answer is
+/// final for these events.
+fn worth_retrying(status: StatusCode) -> bool {
+    status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::REQUEST_TIMEOUT
+        )
 }
 
 /// An RFC 7807 problem's title and detail, or the start of whatever else the body is.
@@ -163,7 +172,19 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::problem;
+    use super::{StatusCode, problem, worth_retrying};
+
+    #[test]
+    fn server_trouble_credentials_and_throttling_are_retried_other_refusals_are_final() {
+        for code in [500, 502, 503, 504, 401, 403, 429, 408] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(worth_retrying(status), "{code} is retried");
+        }
+        for code in [400, 404, 409, 413, 415, 422] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(!worth_retrying(status), "{code} is final");
+        }
+    }
 
     #[test]
     fn a_problem_reads_as_its_title_and_detail() {

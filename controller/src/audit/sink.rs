@@ -289,3 +289,227 @@ fn back_off(backoff: &Mutex<Backoff>, reason: &str) -> Duration {
     b.reason = reason.to_owned();
     wait
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wfe_shared::api::AuditEventType as T;
+    use wfe_shared::audit::build;
+    use wfe_shared::fixtures::execution;
+
+    /// A transport that answers from a script and records every batch it was given; while
+    /// `gate` is closed each request waits for a permit, so tests can let work queue up.
+    #[derive(Clone, Default)]
+    struct Scripted {
+        answers: Arc<Mutex<Vec<Result<(), TransportError>>>>,
+        batches: Arc<Mutex<Vec<usize>>>,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+        entered: Arc<AtomicUsize>,
+    }
+
+    impl Transport for Scripted {
+        async fn send(&self, events: &[AuditEvent]) -> Result<(), TransportError> {
+            self.entered.fetch_add(1, Ordering::SeqCst);
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.expect("gate").forget();
+            }
+            self.batches.lock().unwrap().push(events.len());
+            let mut answers = self.answers.lock().unwrap();
+            if answers.is_empty() {
+                Ok(())
+            } else {
+                answers.remove(0)
+            }
+        }
+    }
+
+    /// Waits (at most 5 s) until `done` holds: no fixed sleeps racing the sender task.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    fn config(buffer: usize) -> AuditConfig {
+        AuditConfig {
+            url: None,
+            ca_file: None,
+            token_file: None,
+            timeout: Duration::from_secs(5),
+            file: None,
+            buffer,
+            batch_max: 500,
+        }
+    }
+
+    fn events(name: &str, n: usize) -> Vec<AuditEvent> {
+        let wfe = execution(name).build();
+        [
+            T::SelectionCompleted,
+            T::ExecutionStarted,
+            T::WorkflowCompleted,
+        ][..n]
+            .iter()
+            .map(|t| build(&wfe, *t))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn what_queues_during_a_request_goes_out_together_in_the_next() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let t = Scripted {
+            gate: Some(gate.clone()),
+            ..Scripted::default()
+        };
+        let metrics = Metrics::new().unwrap();
+        let sink = AuditSink::start(t.clone(), &config(100), metrics.clone());
+        let first = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.deliver(events("a", 1)).await }
+        });
+        until("the first request", || {
+            t.entered.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let (second, third) = (sink.clone(), sink.clone());
+        let second = tokio::spawn(async move { second.deliver(events("b", 2)).await });
+        let third = tokio::spawn(async move { third.deliver(events("c", 3)).await });
+        until("all queued or in flight", || metrics.audit_depth.get() == 6).await;
+        gate.add_permits(2);
+        assert!(matches!(first.await.unwrap(), Done::Delivered(t) if t.len() == 1));
+        assert!(matches!(second.await.unwrap(), Done::Delivered(t) if t.len() == 2));
+        assert!(matches!(third.await.unwrap(), Done::Delivered(t) if t.len() == 3));
+        assert_eq!(
+            *t.batches.lock().unwrap(),
+            [1, 5],
+            "one request, then one batch"
+        );
+        assert_eq!(metrics.audit_depth.get(), 0);
+        assert_eq!(
+            metrics.audit_events.with_label_values(&["delivered"]).get(),
+            6
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_defers_at_once_and_counts_the_drop() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let t = Scripted {
+            gate: Some(gate.clone()),
+            ..Scripted::default()
+        };
+        let metrics = Metrics::new().unwrap();
+        let sink = AuditSink::start(t.clone(), &config(3), metrics.clone());
+        let held = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.deliver(events("a", 2)).await }
+        });
+        until("the first request", || {
+            t.entered.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // Two in flight, capacity three: two more do not fit, one does.
+        let full = sink.deliver(events("b", 2)).await;
+        assert!(
+            matches!(&full, Done::AuditDeferred { reason, .. } if reason == "the audit buffer is full (3 events)"),
+            "{full:?}"
+        );
+        assert_eq!(metrics.audit_dropped.get(), 2);
+        let fits = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.deliver(events("c", 1)).await }
+        });
+        gate.add_permits(2);
+        assert!(matches!(held.await.unwrap(), Done::Delivered(_)));
+        assert!(matches!(fits.await.unwrap(), Done::Delivered(_)));
+        assert_eq!(metrics.audit_dropped.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_backs_off_and_nothing_is_sent_until_it_is_over() {
+        let t = Scripted::default();
+        t.answers
+            .lock()
+            .unwrap()
+            .push(Err(TransportError::Retryable(
+                "503 Service Unavailable".into(),
+            )));
+        let metrics = Metrics::new().unwrap();
+        let sink = AuditSink::start(t.clone(), &config(100), metrics.clone());
+        let failed = sink.deliver(events("a", 3)).await;
+        assert!(
+            matches!(&failed, Done::AuditDeferred { retry_after, reason } if *retry_after == BACKOFF_FIRST && reason.contains("503")),
+            "{failed:?}"
+        );
+        // While backing off: deferred at once, no request.
+        let waiting = sink.deliver(events("b", 1)).await;
+        assert!(matches!(waiting, Done::AuditDeferred { .. }), "{waiting:?}");
+        assert_eq!(t.batches.lock().unwrap().len(), 1);
+        tokio::time::sleep(BACKOFF_FIRST + Duration::from_millis(50)).await;
+        assert!(matches!(
+            sink.deliver(events("b", 1)).await,
+            Done::Delivered(_)
+        ));
+        assert_eq!(
+            metrics.audit_events.with_label_values(&["deferred"]).get(),
+            4
+        );
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_half_a_second_to_thirty() {
+        let b = Mutex::new(Backoff::default());
+        let waits: Vec<u64> = (0..9)
+            .map(|_| back_off(&b, "down").as_millis() as u64)
+            .collect();
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
+        reset(&b);
+        assert_eq!(back_off(&b, "down"), BACKOFF_FIRST);
+    }
+
+    #[tokio::test]
+    async fn one_refused_submission_does_not_cost_the_others_their_delivery() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let t = Scripted {
+            gate: Some(gate.clone()),
+            ..Scripted::default()
+        };
+        {
+            let mut a = t.answers.lock().unwrap();
+            a.push(Ok(())); // the first request
+            a.push(Err(TransportError::Rejected("400 Bad Request: bad".into()))); // the batch
+            a.push(Err(TransportError::Rejected("400 Bad Request: bad".into()))); // b alone
+            a.push(Ok(())); // c alone
+        }
+        let metrics = Metrics::new().unwrap();
+        let sink = AuditSink::start(t.clone(), &config(100), metrics.clone());
+        let first = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.deliver(events("a", 1)).await }
+        });
+        until("the first request", || {
+            t.entered.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let (b, c) = (sink.clone(), sink.clone());
+        let b = tokio::spawn(async move { b.deliver(events("b", 1)).await });
+        let c = tokio::spawn(async move { c.deliver(events("c", 2)).await });
+        until("b and c queued", || metrics.audit_depth.get() == 4).await;
+        gate.add_permits(4);
+        assert!(matches!(first.await.unwrap(), Done::Delivered(_)));
+        let refused = b.await.unwrap();
+        assert!(
+            matches!(&refused, Done::AuditRejected { detail, .. } if detail == "400 Bad Request: bad"),
+            "{refused:?}"
+        );
+        assert!(matches!(c.await.unwrap(), Done::Delivered(t) if t.len() == 2));
+        assert_eq!(*t.batches.lock().unwrap(), [1, 3, 1, 2]);
+    }
+}

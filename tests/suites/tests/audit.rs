@@ -1,8 +1,8 @@
 //! The audit trail on the real API server, delivered to a DataStorage-compatible receiver that
 //! validates every batch against DataStorage's published document: the full lifecycle, each event
 //! once and in order; a receiver outage; the controller killed between delivery and the status
-//! write and between the status write and delivery; a 409 on the status write; a 400; a rotated
-//! token.
+//! write and between the status write and delivery; a 409 on the status write; a 400; a 401
+//! retried until the rotated token arrives.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -373,12 +373,29 @@ async fn a_bearer_token_is_read_from_its_file_and_again_when_it_rotates() {
     let _tekton = e.tekton(50);
     e.create("one", "shop/deployment/t1", None).await;
     wait_audited(&e, "one").await;
-    // The kubelet swaps a projected token in place.
+    // The receiver moves to a new token before the controller's file has it: 401, which is
+    // retried (the workflow goes on, its events stay owed), not recorded as a final refusal.
     r.require_token(Some("second-token"));
+    e.create("two", "shop/deployment/t2", None).await;
+    let wfes = e.wfes.clone();
+    let message = eventually("AuditPending after a 401", Duration::from_secs(30), || {
+        let wfes = wfes.clone();
+        async move {
+            let w = wfes.get("two").await.ok()?;
+            match audit_condition(&w)? {
+                (ConditionStatus::False, ConditionReason::AuditPending, m) => Some(m),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert!(message.contains("401"), "{message}");
+    // The kubelet swaps a projected token in place: the owed events go out with it.
     let next = dir.path().join("token.next");
     std::fs::write(&next, "second-token").unwrap();
     std::fs::rename(&next, &token).unwrap();
-    e.create("two", "shop/deployment/t2", None).await;
     wait_audited(&e, "two").await;
-    assert_eq!(deduplicated(&r, "two").0, [SELECTION, STARTED, COMPLETED]);
+    let (types, repeats) = deduplicated(&r, "two");
+    assert_eq!(types, [SELECTION, STARTED, COMPLETED]);
+    assert_eq!(repeats, 0);
 }
