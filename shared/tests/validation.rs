@@ -458,3 +458,24 @@ fn spec_is_immutable_and_each_changed_field_is_named() {
     let removed = validate_update(Some(&old), None);
     assert!(!removed.is_valid());
 }
+
+#[test]
+fn reports_combine_errors_and_warnings_in_order() {
+    // The webhook answers an UPDATE with the spec's immutability and the clearance's rules at once.
+    let mut changed = valid();
+    set(
+        &mut changed,
+        "spec.targetResource",
+        json!("shop/deployment/other"),
+    );
+    changed["spec"]["workflowRef"]["version"] = json!("latest");
+    let immutable = validate_update(valid().get("spec"), changed.get("spec"));
+    let typed: WorkflowExecution = serde_json::from_value(changed).expect("typed");
+    let both = immutable.clone().and(validate(&typed));
+    let first = immutable.errors.len();
+    assert!(first >= 1);
+    assert_eq!(both.errors.len(), first + validate(&typed).errors.len());
+    assert_eq!(both.errors[..first], immutable.errors[..]);
+    assert_eq!(both.warnings.len(), 1, "{:?}", both.warnings);
+    assert!(both.warnings[0].starts_with("spec.workflowRef.version"));
+}
