@@ -2,7 +2,8 @@
 //! end, the block after an execution failure that outlives the cooldown until an operator clears
 //! it with kubectl (attributed by the webhook), the per-target count of failures with its backoff
 //! and threshold, a success resetting it, a different workflow taking a finished target at once,
-//! and two executions racing for one target across two replicas. Cooldowns and backoffs are
+//! two executions racing for one target across two replicas, and two different workflows racing
+//! for a target whose finished run still holds the lock. Cooldowns and backoffs are
 //! seconds, set by the controller's settings.
 
 use std::time::Duration;
@@ -416,6 +417,78 @@ async fn two_executions_racing_for_one_target_across_two_replicas_one_runs_the_o
         assert_eq!(skip.conflicting_workflow.unwrap().name, runner.name_any());
     }
     assert_eq!(e.run_count().await, 4, "one run per target");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_different_workflows_racing_for_a_finished_target_one_takes_it_the_other_is_busy() {
+    let e = env("safe-race-done").await;
+    let rules = Rules {
+        cooldown: Duration::from_secs(60),
+        ..Rules::default()
+    };
+    let _a = ControllerReplica::start(e.client.clone(), with_rules(&e, "replica-a", rules));
+    let _b = ControllerReplica::start(e.client.clone(), with_rules(&e, "replica-b", rules));
+    let _tekton = e.tekton(50);
+    let targets: Vec<String> = (0..3)
+        .map(|i| format!("shop/deployment/done-{i}"))
+        .collect();
+    for (i, target) in targets.iter().enumerate() {
+        e.create(&format!("done-{i}"), target, None).await;
+    }
+    for i in 0..3 {
+        e.wait_phase(&format!("done-{i}"), Phase::Completed).await;
+    }
+    // Each finished run still holds its target's lock; two other workflows arrive at once. Both
+    // may take the target (rule 6), so both try to release the finished run and create their own.
+    for (i, target) in targets.iter().enumerate() {
+        let (x, y) = (format!("x-{i}"), format!("y-{i}"));
+        tokio::join!(
+            e.create_from(
+                &x,
+                spec(&x, target, Some("hang")).workflow("scale-web", "2.0.0")
+            ),
+            e.create_from(
+                &y,
+                spec(&y, target, Some("hang")).workflow("drain-node", "1.0.0")
+            )
+        );
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let (x, y) = (format!("x-{i}"), format!("y-{i}"));
+        let wfes = e.wfes.clone();
+        let (runner, skipped) = eventually(
+            &format!("{x} and {y} to settle"),
+            Duration::from_secs(30),
+            || {
+                let (wfes, x, y) = (wfes.clone(), x.clone(), y.clone());
+                async move {
+                    let phase = |w: &WorkflowExecution| w.status.as_ref().map(|s| s.phase);
+                    let (wx, wy) = (wfes.get(&x).await.ok()?, wfes.get(&y).await.ok()?);
+                    match (phase(&wx), phase(&wy)) {
+                        (Some(Phase::Running), Some(Phase::Skipped)) => Some((wx, wy)),
+                        (Some(Phase::Skipped), Some(Phase::Running)) => Some((wy, wx)),
+                        _ => None,
+                    }
+                }
+            },
+        )
+        .await;
+        let skip = skip_of(&skipped);
+        assert_eq!(skip.reason, SkipReason::ResourceBusy, "{}", skip.message);
+        assert_eq!(skip.conflicting_workflow.unwrap().name, runner.name_any());
+        let run = e.runs.get(&pipeline_run_name(target)).await.unwrap();
+        assert_eq!(
+            run.labels()["kubernaut.ai/workflow-execution"],
+            runner.name_any()
+        );
+        assert_eq!(
+            e.settled_event_count(&format!("done-{i}"), "LockReleased")
+                .await,
+            1,
+            "the finished run was released once"
+        );
+    }
+    assert_eq!(e.run_count().await, 3, "one run per target");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
