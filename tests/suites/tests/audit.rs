@@ -1,7 +1,7 @@
 //! The audit trail on the real API server, delivered to a DataStorage-compatible receiver that
 //! validates every batch against DataStorage's published document: the full lifecycle, each event
 //! once and in order; a receiver outage; the controller killed between delivery and the status
-//! write and between the status write and delivery; a 409 on the status write; a 400; a 401
+//! write and between the status write and delivery; a graceful stop during a delivery; a 409 on the status write; a 400; a 401
 //! retried until the rotated token arrives.
 
 use std::collections::BTreeMap;
@@ -288,6 +288,54 @@ async fn killed_between_the_status_write_and_delivery_the_owed_events_are_sent_o
     let _second = replica(&e, "replica-b", &r, None);
     wait_audited(&e, "owed").await;
     let (types, repeats) = deduplicated(&r, "owed");
+    assert_eq!(types, [SELECTION, STARTED, COMPLETED]);
+    assert_eq!(repeats, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_lets_the_delivery_in_flight_finish_and_records_it() {
+    let e = env("audit-drain").await;
+    let r = Receiver::start().await.expect("receiver");
+    r.set(Mode::Slow(Duration::from_secs(2)));
+    let mut first = replica(&e, "replica-a", &r, None);
+    let _tekton = e.tekton(100);
+    e.create("drain", "shop/deployment/drain", None).await;
+    let depth = first.metrics.audit_depth.clone();
+    eventually("a delivery in flight", Duration::from_secs(30), || {
+        let depth = depth.clone();
+        async move { (depth.get() > 0).then_some(()) }
+    })
+    .await;
+    // SIGTERM while the receiver is still answering: the reconcile runs to its end.
+    let started = std::time::Instant::now();
+    first.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let w = e.wfes.get("drain").await.unwrap();
+    let status = w.status.as_ref().unwrap();
+    assert_eq!(status.phase, Phase::Running, "the transition was written");
+    assert!(
+        status.audit_pending.is_empty(),
+        "{:?}",
+        status.audit_pending
+    );
+    assert_eq!(
+        audit_condition(&w).map(|c| (c.0, c.1)),
+        Some((ConditionStatus::True, ConditionReason::AuditSucceeded))
+    );
+    assert_eq!(
+        deduplicated(&r, "drain"),
+        (vec![SELECTION.to_owned(), STARTED.to_owned()], 0)
+    );
+    // The next replica finishes the execution and sends only what is new.
+    r.set(Mode::Accept);
+    let _second = replica(&e, "replica-b", &r, None);
+    wait_audited(&e, "drain").await;
+    e.wait_phase("drain", Phase::Completed).await;
+    let (types, repeats) = deduplicated(&r, "drain");
     assert_eq!(types, [SELECTION, STARTED, COMPLETED]);
     assert_eq!(repeats, 0);
 }
