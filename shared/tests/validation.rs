@@ -128,6 +128,11 @@ fn each_rule_accepts_its_boundary_and_rejects_past_it() {
         ),
         (
             "spec.workflowRef.containerImage",
+            json!(format!("quay.io/{}", "a".repeat(512 - 8))),
+            None,
+        ),
+        (
+            "spec.workflowRef.containerImage",
             json!(format!("quay.io/{}", "a".repeat(510))),
             Some("spec.workflowRef.containerImage: Too long: may not be more than 512 bytes"),
         ),
@@ -188,6 +193,13 @@ fn each_rule_accepts_its_boundary_and_rejects_past_it() {
             json!("ns/deployment/My_App"),
             Some("name \"My_App\": a lowercase RFC 1123 subdomain"),
         ),
+        // Exactly 400 bytes is within the limit (and then judged by the grammar: the name is too
+        // long for an RFC 1123 subdomain).
+        (
+            "spec.targetResource",
+            json!(format!("Node/{}", "a".repeat(400 - 5))),
+            Some("spec.targetResource: Invalid value"),
+        ),
         (
             "spec.targetResource",
             json!(format!("Node/{}", "a".repeat(401))),
@@ -232,6 +244,21 @@ fn each_rule_accepts_its_boundary_and_rejects_past_it() {
             "spec.parameters",
             Value::Object((0..65).map(|i| (format!("P{i}"), json!("v"))).collect()),
             Some("spec.parameters: Too many: 65: must have at most 64 items"),
+        ),
+        // Keys and values together exactly at the limit: 7 × (2 + 4096) + 2 + 4080 = 32768.
+        (
+            "spec.parameters",
+            Value::Object(
+                (0..8)
+                    .map(|i| {
+                        (
+                            format!("P{i}"),
+                            json!("v".repeat(if i < 7 { 4096 } else { 4080 })),
+                        )
+                    })
+                    .collect(),
+            ),
+            None,
         ),
         (
             "spec.parameters",
