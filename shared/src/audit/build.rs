@@ -200,7 +200,7 @@ fn workflow_payload(
 }
 
 /// `ERR_<CATEGORY>_<SPECIFIC>`: the category says whether the workflow ran.
-fn error_code(reason: FailureReason, during_execution: bool) -> String {
+pub(super) fn error_code(reason: FailureReason, during_execution: bool) -> String {
     let category = if during_execution {
         "EXECUTION"
     } else {

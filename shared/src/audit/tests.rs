@@ -83,3 +83,130 @@ fn the_correlation_id_falls_back_to_the_execution() {
     let w = execution("w").build();
     assert_eq!(build(&w, E::SelectionCompleted).correlation_id, "rr-1");
 }
+
+#[test]
+fn an_identity_never_changes_across_releases() {
+    // A receiver drops a resend by this key, also one sent by the next version after an upgrade.
+    assert_eq!(
+        idempotency_key("6617deb5-fc0f-4f09-95ab-83c51d48bec0", E::WorkflowFailed),
+        GOLDEN_KEY
+    );
+}
+const GOLDEN_KEY: &str = "69102d44-a760-85b7-81e4-011970324e14";
+
+fn payload(event: &AuditEvent) -> &WorkflowPayload {
+    match &event.event_data {
+        Payload::Workflow(p) => p,
+        other => panic!("not a workflow payload: {other:?}"),
+    }
+}
+
+fn failed(reason: &str, during_execution: bool, task: &str) -> crate::api::WorkflowExecution {
+    execution("w")
+        .uid("u")
+        .status(json!({
+            "phase": "Failed",
+            "startTime": "2026-12-03T12:00:00Z",
+            "completionTime": "2026-12-03T12:01:00Z",
+            "duration": "1m0s",
+            "pipelineRunRef": {"name": "wfe-1"},
+            "failureDetails": {
+                "failedTaskIndex": 0,
+                "failedTaskName": task,
+                "reason": reason,
+                "message": "step restart was OOMKilled",
+                "failedAt": "2026-12-03T12:01:00Z",
+                "executionTimeBeforeFailure": "1m0s",
+                "naturalLanguageSummary": "it ran out of memory",
+                "wasExecutionFailure": during_execution
+            }
+        }))
+        .build()
+}
+
+#[test]
+fn a_failed_event_says_why_and_whether_a_retry_is_possible_and_only_it_does() {
+    let w = failed("OOMKilled", true, "restart");
+    let p = payload(&build(&w, E::WorkflowFailed)).clone();
+    assert_eq!(p.failure_reason, Some(crate::api::FailureReason::OOMKilled));
+    assert_eq!(
+        p.failure_message.as_deref(),
+        Some("step restart was OOMKilled")
+    );
+    assert_eq!(p.failed_task_name.as_deref(), Some("restart"));
+    let e = p.error_details.expect("error details");
+    assert_eq!(e.code, "ERR_EXECUTION_OOM_KILLED");
+    assert_eq!(e.message, "step restart was OOMKilled");
+    assert!(!e.retry_possible, "it ran: not safe to retry");
+    assert_eq!(p.phase, Phase::Failed);
+    assert_eq!(p.completed_at.as_deref(), Some("2026-12-03T12:01:00Z"));
+    // Before execution: retry possible; no task named, none reported.
+    let w = failed("ImagePullBackOff", false, "");
+    let p = payload(&build(&w, E::WorkflowFailed)).clone();
+    assert_eq!(p.failed_task_name, None);
+    let e = p.error_details.expect("error details");
+    assert_eq!(e.code, "ERR_PRE_EXECUTION_IMAGE_PULL_BACK_OFF");
+    assert!(e.retry_possible);
+    // The other events of a failed execution carry no failure.
+    for t in [E::SelectionCompleted, E::ExecutionStarted] {
+        let p = payload(&build(&w, t)).clone();
+        assert_eq!(
+            (p.failure_reason, p.error_details.is_none(), p.skip_reason),
+            (None, true, None),
+            "{t:?}"
+        );
+    }
+}
+
+#[test]
+fn a_skipped_event_says_why_and_only_it_does() {
+    let w = execution("w")
+        .uid("u")
+        .status(json!({
+            "phase": "Skipped",
+            "completionTime": "2026-12-03T12:01:00Z",
+            "skipDetails": {
+                "reason": "ResourceBusy",
+                "message": "target busy",
+                "skippedAt": "2026-12-03T12:01:00Z"
+            }
+        }))
+        .build();
+    let p = payload(&build(&w, E::WorkflowSkipped)).clone();
+    assert_eq!(p.skip_reason, Some(crate::api::SkipReason::ResourceBusy));
+    assert_eq!(p.skip_message.as_deref(), Some("target busy"));
+    assert_eq!(p.failure_reason, None);
+    let p = payload(&build(&w, E::SelectionCompleted)).clone();
+    assert_eq!((p.skip_reason, p.skip_message), (None, None));
+}
+
+#[test]
+fn every_failure_reason_has_its_error_code() {
+    use crate::api::FailureReason as F;
+    let codes: Vec<String> = [
+        F::OOMKilled,
+        F::DeadlineExceeded,
+        F::Forbidden,
+        F::ResourceExhausted,
+        F::ConfigurationError,
+        F::ImagePullBackOff,
+        F::TaskFailed,
+        F::Unknown,
+    ]
+    .into_iter()
+    .map(|r| super::build::error_code(r, false))
+    .collect();
+    assert_eq!(
+        codes,
+        [
+            "ERR_PRE_EXECUTION_OOM_KILLED",
+            "ERR_PRE_EXECUTION_DEADLINE_EXCEEDED",
+            "ERR_PRE_EXECUTION_FORBIDDEN",
+            "ERR_PRE_EXECUTION_RESOURCE_EXHAUSTED",
+            "ERR_PRE_EXECUTION_CONFIGURATION_ERROR",
+            "ERR_PRE_EXECUTION_IMAGE_PULL_BACK_OFF",
+            "ERR_PRE_EXECUTION_TASK_FAILED",
+            "ERR_PRE_EXECUTION_UNKNOWN",
+        ]
+    );
+}

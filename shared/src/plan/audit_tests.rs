@@ -319,6 +319,22 @@ fn a_deleted_execution_waits_for_its_events_within_the_grace_then_goes_without_t
         ..Seen::default()
     };
     assert_eq!(plan(&w, &seen, &ctx(1)), Step::Act(Effect::RemoveFinalizer));
+    let done = [refused[0].clone(), Done::FinalizerRemoved];
+    let p = finish(plan(
+        &w,
+        &Seen {
+            done: &done,
+            ..Seen::default()
+        },
+        &ctx(1),
+    ));
+    assert_eq!(
+        p.events.last().map(|e| (e.reason, e.note.as_str())),
+        Some((
+            EventReason::AuditDropped,
+            "audit events of this execution were lost, refused: 400"
+        ))
+    );
     // Delivered: it goes, nothing lost.
     let delivered = [Done::Delivered(types), Done::FinalizerRemoved];
     let p = finish(plan(

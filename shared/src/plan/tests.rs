@@ -248,6 +248,49 @@ fn running_without_news_writes_nothing_and_schedules_the_next_check() {
     assert_eq!(p.requeue, Some(Duration::from_secs(90)));
     let p = settled(&w, &seen, &ctx(200));
     assert_eq!(p.requeue, Some(Duration::from_secs(660 - 200)));
+    // Exactly at the start timeout the check is due now, not again: only the deadline is left.
+    let p = settled(&w, &seen, &ctx(120));
+    assert_eq!(p.requeue, Some(Duration::from_secs(660 - 120)));
+}
+
+#[test]
+fn a_run_that_does_not_start_is_logged_as_a_warning_and_its_recovery_as_info() {
+    let w = running_at(0);
+    let pending = run_of(
+        Some(("team-a", "w")),
+        json!({"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]}),
+    );
+    let seen = Seen {
+        run: Some(&pending),
+        ..Seen::default()
+    };
+    let p = settled(&w, &seen, &ctx(121));
+    let stuck = p.status.clone().expect("the condition turns False");
+    assert_eq!(stuck.phase, Phase::Running);
+    assert!(p.events.is_empty(), "no transition, no Event");
+    assert_eq!(p.log.len(), 1, "{:?}", p.log);
+    assert_eq!(p.log[0].level(), LogLevel::Warn);
+    assert!(
+        matches!(&p.log[0], LogLine::Note { message, .. } if message.starts_with("TektonPipelineRunning False (PipelineFailedToStart)")),
+        "{:?}",
+        p.log
+    );
+    // It starts after all: one more write, logged at info.
+    let mut w = w;
+    w.status = Some(stuck);
+    let started = run_of(
+        Some(("team-a", "w")),
+        json!({"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}],
+               "childReferences": [{"kind": "TaskRun", "name": "tr"}]}),
+    );
+    let seen = Seen {
+        run: Some(&started),
+        ..Seen::default()
+    };
+    let p = settled(&w, &seen, &ctx(130));
+    assert!(p.status.is_some());
+    assert_eq!(p.log.len(), 1, "{:?}", p.log);
+    assert_eq!(p.log[0].level(), LogLevel::Info);
 }
 
 #[test]
