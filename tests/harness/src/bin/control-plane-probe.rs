@@ -5,6 +5,10 @@
 use std::io::Write;
 
 fn main() {
+    // Ctrl-C as at a terminal: a shell running us in the background (CI under `nohup … &`) hands
+    // SIGINT down ignored, and an ignored signal stays ignored across exec.
+    // SAFETY: restoring the default disposition before any other thread exists.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
     let mode = std::env::args().nth(1).unwrap_or_default();
     // The harness alone: no CRD is needed to prove teardown.
     let cp = wfe_harness::shared(|_| Ok(Vec::new()));
