@@ -196,3 +196,33 @@ fn a_report_message_is_bare_for_one_error_and_bracketed_for_several() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_watched_object_carries_the_identity_the_watch_tracks() {
+    use kube::Resource;
+    use wfe_shared::tekton::observed::{ObservedTaskRun, Watched};
+    let meta = json!({"name": "tr-1", "namespace": "exec", "uid": "u-7", "resourceVersion": "42",
+                      "labels": {"tekton.dev/pipelineRun": "wfe-1"}});
+    let mut task_run: Watched<ObservedTaskRun> =
+        serde_json::from_value(json!({"metadata": meta, "status": {}})).expect("a TaskRun");
+    let m = task_run.meta();
+    assert_eq!(
+        (
+            m.name.as_deref(),
+            m.namespace.as_deref(),
+            m.uid.as_deref(),
+            m.resource_version.as_deref()
+        ),
+        (Some("tr-1"), Some("exec"), Some("u-7"), Some("42"))
+    );
+    // What is written through meta_mut is what meta reads (kube's Resource contract).
+    task_run.meta_mut().resource_version = Some("43".into());
+    assert_eq!(task_run.meta().resource_version.as_deref(), Some("43"));
+    let mut run: Watched<ObservedRun> = serde_json::from_value(
+        json!({"metadata": {"name": "wfe-1", "namespace": "exec", "uid": "u-8"}}),
+    )
+    .expect("a PipelineRun");
+    assert_eq!(run.meta().uid.as_deref(), Some("u-8"));
+    run.meta_mut().uid = Some("u-9".into());
+    assert_eq!(run.meta().uid.as_deref(), Some("u-9"));
+}
