@@ -117,8 +117,7 @@ fn validate_name(wfe: &WorkflowExecution, r: &mut Report) {
                 "may not be more than {MAX_NAME_LEN} bytes: the name is used as a label value on the PipelineRun"
             ),
         ),
-        (Some(_), _) => {}
-        // The API server appends 5 random characters to generateName.
+        // The API server appends 5 random characters to generateName (used only without a name).
         (None, Some(prefix)) if prefix.len() + 5 > MAX_NAME_LEN => r.push(
             "metadata.generateName",
             ErrorType::TooLong,
