@@ -334,6 +334,31 @@ mod tests {
         panic!("never: {what}");
     }
 
+    /// A sink over a transport whose requests wait for `gate` permits.
+    fn gated(
+        buffer: usize,
+    ) -> (
+        Scripted,
+        Arc<tokio::sync::Semaphore>,
+        Metrics,
+        Arc<AuditSink>,
+    ) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let t = Scripted {
+            gate: Some(gate.clone()),
+            ..Scripted::default()
+        };
+        let metrics = Metrics::new().unwrap();
+        let sink = AuditSink::start(t.clone(), &config(buffer), metrics.clone());
+        (t, gate, metrics, sink)
+    }
+
+    /// Delivers `n` events of execution `name` in the background.
+    fn deliver(sink: &Arc<AuditSink>, name: &str, n: usize) -> tokio::task::JoinHandle<Done> {
+        let (sink, events) = (sink.clone(), events(name, n));
+        tokio::spawn(async move { sink.deliver(events).await })
+    }
+
     fn config(buffer: usize) -> AuditConfig {
         AuditConfig {
             url: None,
@@ -360,24 +385,13 @@ mod tests {
 
     #[tokio::test]
     async fn what_queues_during_a_request_goes_out_together_in_the_next() {
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let t = Scripted {
-            gate: Some(gate.clone()),
-            ..Scripted::default()
-        };
-        let metrics = Metrics::new().unwrap();
-        let sink = AuditSink::start(t.clone(), &config(100), metrics.clone());
-        let first = tokio::spawn({
-            let sink = sink.clone();
-            async move { sink.deliver(events("a", 1)).await }
-        });
+        let (t, gate, metrics, sink) = gated(100);
+        let first = deliver(&sink, "a", 1);
         until("the first request", || {
             t.entered.load(Ordering::SeqCst) == 1
         })
         .await;
-        let (second, third) = (sink.clone(), sink.clone());
-        let second = tokio::spawn(async move { second.deliver(events("b", 2)).await });
-        let third = tokio::spawn(async move { third.deliver(events("c", 3)).await });
+        let (second, third) = (deliver(&sink, "b", 2), deliver(&sink, "c", 3));
         until("all queued or in flight", || metrics.audit_depth.get() == 6).await;
         gate.add_permits(2);
         assert!(matches!(first.await.unwrap(), Done::Delivered(t) if t.len() == 1));
@@ -397,17 +411,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_buffer_defers_at_once_and_counts_the_drop() {
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let t = Scripted {
-            gate: Some(gate.clone()),
-            ..Scripted::default()
-        };
-        let metrics = Metrics::new().unwrap();
-        let sink = AuditSink::start(t.clone(), &config(3), metrics.clone());
-        let held = tokio::spawn({
-            let sink = sink.clone();
-            async move { sink.deliver(events("a", 2)).await }
-        });
+        let (t, gate, metrics, sink) = gated(3);
+        let held = deliver(&sink, "a", 2);
         until("the first request", || {
             t.entered.load(Ordering::SeqCst) == 1
         })
@@ -419,10 +424,7 @@ mod tests {
             "{full:?}"
         );
         assert_eq!(metrics.audit_dropped.get(), 2);
-        let fits = tokio::spawn({
-            let sink = sink.clone();
-            async move { sink.deliver(events("c", 1)).await }
-        });
+        let fits = deliver(&sink, "c", 1);
         gate.add_permits(2);
         assert!(matches!(held.await.unwrap(), Done::Delivered(_)));
         assert!(matches!(fits.await.unwrap(), Done::Delivered(_)));
@@ -476,11 +478,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_refused_submission_does_not_cost_the_others_their_delivery() {
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let t = Scripted {
-            gate: Some(gate.clone()),
-            ..Scripted::default()
-        };
+        let (t, gate, metrics, sink) = gated(100);
         {
             let mut a = t.answers.lock().unwrap();
             a.push(Ok(())); // the first request
@@ -488,19 +486,12 @@ mod tests {
             a.push(Err(TransportError::Rejected("400 Bad Request: bad".into()))); // b alone
             a.push(Ok(())); // c alone
         }
-        let metrics = Metrics::new().unwrap();
-        let sink = AuditSink::start(t.clone(), &config(100), metrics.clone());
-        let first = tokio::spawn({
-            let sink = sink.clone();
-            async move { sink.deliver(events("a", 1)).await }
-        });
+        let first = deliver(&sink, "a", 1);
         until("the first request", || {
             t.entered.load(Ordering::SeqCst) == 1
         })
         .await;
-        let (b, c) = (sink.clone(), sink.clone());
-        let b = tokio::spawn(async move { b.deliver(events("b", 1)).await });
-        let c = tokio::spawn(async move { c.deliver(events("c", 2)).await });
+        let (b, c) = (deliver(&sink, "b", 1), deliver(&sink, "c", 2));
         until("b and c queued", || metrics.audit_depth.get() == 4).await;
         gate.add_permits(4);
         assert!(matches!(first.await.unwrap(), Done::Delivered(_)));

@@ -65,6 +65,28 @@ fn counters(w: &WorkflowExecution) -> (Option<i32>, bool) {
 }
 
 /// Waits until the target's `nextAllowedExecution` (written on `w`) has passed.
+/// Waits until of `x` and `y` one is Running and the other Skipped: (the runner, the skipped).
+async fn one_runs_one_skipped(e: &Env, x: &str, y: &str) -> (WorkflowExecution, WorkflowExecution) {
+    let wfes = e.wfes.clone();
+    eventually(
+        &format!("{x} and {y} to settle"),
+        Duration::from_secs(30),
+        || {
+            let (wfes, x, y) = (wfes.clone(), x.to_owned(), y.to_owned());
+            async move {
+                let phase = |w: &WorkflowExecution| w.status.as_ref().map(|s| s.phase);
+                let (wx, wy) = (wfes.get(&x).await.ok()?, wfes.get(&y).await.ok()?);
+                match (phase(&wx), phase(&wy)) {
+                    (Some(Phase::Running), Some(Phase::Skipped)) => Some((wx, wy)),
+                    (Some(Phase::Skipped), Some(Phase::Running)) => Some((wy, wx)),
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await
+}
+
 async fn wait_backoff(w: &WorkflowExecution) {
     let until = w
         .status
@@ -394,24 +416,7 @@ async fn two_executions_racing_for_one_target_across_two_replicas_one_runs_the_o
     }
     for i in 0..4 {
         let (x, y) = (format!("x-{i}"), format!("y-{i}"));
-        let wfes = e.wfes.clone();
-        let (runner, skipped) = eventually(
-            &format!("{x} and {y} to settle"),
-            Duration::from_secs(30),
-            || {
-                let (wfes, x, y) = (wfes.clone(), x.clone(), y.clone());
-                async move {
-                    let phase = |w: &WorkflowExecution| w.status.as_ref().map(|s| s.phase);
-                    let (wx, wy) = (wfes.get(&x).await.ok()?, wfes.get(&y).await.ok()?);
-                    match (phase(&wx), phase(&wy)) {
-                        (Some(Phase::Running), Some(Phase::Skipped)) => Some((wx, wy)),
-                        (Some(Phase::Skipped), Some(Phase::Running)) => Some((wy, wx)),
-                        _ => None,
-                    }
-                }
-            },
-        )
-        .await;
+        let (runner, skipped) = one_runs_one_skipped(&e, &x, &y).await;
         let skip = skip_of(&skipped);
         assert_eq!(skip.reason, SkipReason::ResourceBusy);
         assert_eq!(skip.conflicting_workflow.unwrap().name, runner.name_any());
@@ -455,24 +460,7 @@ async fn two_different_workflows_racing_for_a_finished_target_one_takes_it_the_o
     }
     for (i, target) in targets.iter().enumerate() {
         let (x, y) = (format!("x-{i}"), format!("y-{i}"));
-        let wfes = e.wfes.clone();
-        let (runner, skipped) = eventually(
-            &format!("{x} and {y} to settle"),
-            Duration::from_secs(30),
-            || {
-                let (wfes, x, y) = (wfes.clone(), x.clone(), y.clone());
-                async move {
-                    let phase = |w: &WorkflowExecution| w.status.as_ref().map(|s| s.phase);
-                    let (wx, wy) = (wfes.get(&x).await.ok()?, wfes.get(&y).await.ok()?);
-                    match (phase(&wx), phase(&wy)) {
-                        (Some(Phase::Running), Some(Phase::Skipped)) => Some((wx, wy)),
-                        (Some(Phase::Skipped), Some(Phase::Running)) => Some((wy, wx)),
-                        _ => None,
-                    }
-                }
-            },
-        )
-        .await;
+        let (runner, skipped) = one_runs_one_skipped(&e, &x, &y).await;
         let skip = skip_of(&skipped);
         assert_eq!(skip.reason, SkipReason::ResourceBusy, "{}", skip.message);
         assert_eq!(skip.conflicting_workflow.unwrap().name, runner.name_any());
