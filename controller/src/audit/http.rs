@@ -1,6 +1,6 @@
 //! DataStorage's batch endpoint: `POST <url>/api/v1/audit/events/batch` with a JSON array of
-//! `AuditEventRequest`; 201 `BatchAuditEventResponse`; errors as RFC 7807 problems. 5xx, 401, 403
-//! and network errors are worth retrying; any other 4xx is the receiver's final word.
+//! `AuditEventRequest`; 201 `BatchAuditEventResponse`; errors as RFC 7807 problems. 5xx, 401, 403,
+//! 408, 429 and network errors are worth retrying; any other 4xx is the receiver's final word.
 
 use std::time::Duration;
 

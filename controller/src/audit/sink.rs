@@ -33,7 +33,7 @@ pub struct AuditConfig {
 /// Why a batch was not delivered.
 #[derive(Debug)]
 pub enum TransportError {
-    /// Unreachable, 5xx, 401 or 403: try again later.
+    /// Unreachable, 5xx, 401, 403, 408 or 429: try again later.
     Retryable(String),
     /// Another 4xx: the receiver will not take these events (its problem detail).
     Rejected(String),
