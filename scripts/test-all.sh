@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project, installing what it needs on a fresh machine:
-# the control plane (etcd, kube-apiserver, kubectl, Tekton CRDs) is built once and cached by version.
+# the control plane (etcd, kube-apiserver, kubectl, Tekton CRDs) and the tools around it (helm, crane,
+# cert-manager, Prometheus) are built once and cached by version; the container images are built
+# fresh, since the chart's end-to-end tests run the binaries unpacked from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,12 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "container images (static binaries, OCI layouts in target/images)"
+bash scripts/build-images.sh
+
+step "promtool test rules (the chart's alerts)"
+"$(bash scripts/build-control-plane.sh 2>/dev/null)/prometheus-deb/promtool" test rules tests/prometheus/rules.test.yaml
 
 step "cargo test (unit, CLI, and integration tests against a real kube-apiserver)"
 cargo test --workspace --locked

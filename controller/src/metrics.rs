@@ -1,8 +1,8 @@
 //! Prometheus metrics of the controller. Labels come from closed sets, never object names.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -35,6 +35,13 @@ pub struct Metrics {
     pub audit_dropped: IntCounter,
     /// Audit events queued or in flight.
     pub audit_depth: IntGauge,
+    /// Most audit events the buffer holds (`--audit-buffer`).
+    pub audit_capacity: IntGauge,
+    /// Failed executions by failure reason.
+    pub failures: IntCounterVec,
+    /// Executions Pending or Running past their deadline, by phase (the controller ends every
+    /// execution by then: any is a controller that is not doing its job).
+    pub past_deadline: IntGaugeVec,
     /// Duration of one delivery request (a batch).
     pub audit_request_duration: Histogram,
 }
@@ -129,6 +136,24 @@ impl Metrics {
                 "wfe_controller_audit_buffer_events",
                 "Audit events queued or in flight.",
             )?,
+            audit_capacity: IntGauge::new(
+                "wfe_controller_audit_buffer_capacity_events",
+                "Most audit events the buffer holds (--audit-buffer).",
+            )?,
+            failures: IntCounterVec::new(
+                Opts::new(
+                    "wfe_controller_failures_total",
+                    "Failed WorkflowExecutions, by failure reason (OOMKilled, DeadlineExceeded, Forbidden, ResourceExhausted, ConfigurationError, ImagePullBackOff, TaskFailed, Unknown).",
+                ),
+                &["reason"],
+            )?,
+            past_deadline: IntGaugeVec::new(
+                Opts::new(
+                    "wfe_controller_executions_past_deadline",
+                    "WorkflowExecutions still Pending or Running past their deadline (timeout + --deadline-grace), by phase; the controller should have ended them.",
+                ),
+                &["phase"],
+            )?,
             audit_request_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "wfe_controller_audit_request_duration_seconds",
@@ -156,6 +181,13 @@ impl Metrics {
         m.registry.register(Box::new(m.audit_events.clone()))?;
         m.registry.register(Box::new(m.audit_dropped.clone()))?;
         m.registry.register(Box::new(m.audit_depth.clone()))?;
+        m.registry.register(Box::new(m.audit_capacity.clone()))?;
+        m.registry.register(Box::new(m.failures.clone()))?;
+        m.registry.register(Box::new(m.past_deadline.clone()))?;
+        // Every phase's series exists from the start, so the alert sees 0, not nothing.
+        for phase in ["Pending", "Running"] {
+            m.past_deadline.with_label_values(&[phase]).set(0);
+        }
         m.registry
             .register(Box::new(m.audit_request_duration.clone()))?;
         Ok(m)

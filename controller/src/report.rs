@@ -50,6 +50,7 @@ pub fn count(metrics: &[Metric], m: &Metrics) {
                 m.pipeline_runs.with_label_values(&[result.as_str()]).inc()
             }
             Metric::Skipped(reason) => m.skips.with_label_values(&[reason.as_str()]).inc(),
+            Metric::Failed(reason) => m.failures.with_label_values(&[reason.as_str()]).inc(),
             Metric::BlockCleared => m.block_clearances.inc(),
             Metric::Finished { outcome, seconds } => {
                 let outcome = outcome.as_str();

@@ -16,6 +16,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names;
+use wfe_shared::status::overdue::count_past_deadline;
 use wfe_shared::tekton::observed::{Observed, ObservedRun, ObservedTaskRun, Watched};
 use wfe_shared::tekton::ownership::Owner;
 
@@ -138,6 +139,7 @@ pub async fn run_controller(
             health.ready.clone(),
             health.metrics.clone(),
         );
+        let (clock, grace) = (ctx.clock.clone(), settings.deadline_grace);
         let stop = stop.clone();
         tokio::spawn(async move {
             let synced = async {
@@ -156,6 +158,17 @@ pub async fn run_controller(
             // one thread for a heap of tens of MiB) every 2 s.
             while !stop.is_cancelled() {
                 metrics.lock_holders.set(runs.len() as i64);
+                let state = wfes.state();
+                let late = count_past_deadline(state.iter().map(|w| w.as_ref()), clock(), grace);
+                drop(state);
+                metrics
+                    .past_deadline
+                    .with_label_values(&["Pending"])
+                    .set(late.pending as i64);
+                metrics
+                    .past_deadline
+                    .with_label_values(&["Running"])
+                    .set(late.running as i64);
                 targets.prune();
                 let _ = tokio::task::spawn_blocking(release_free_memory).await;
                 tokio::time::sleep(Duration::from_secs(2)).await;

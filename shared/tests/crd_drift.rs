@@ -3,18 +3,20 @@
 use std::path::Path;
 
 #[test]
-fn committed_crd_matches_the_generated_one() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(wfe_shared::api::crd::CHART_CRD_PATH);
-    let committed = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let generated = wfe_shared::api::crd::crd_yaml().expect("CRD renders");
-    assert!(
-        committed == generated,
-        "{} is out of date: run `cargo run -p wfe-shared --bin crdgen` and commit the result",
-        path.display()
-    );
+fn committed_chart_files_match_the_generated_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let files = wfe_shared::api::crd::chart_files().expect("chart files render");
+    assert_eq!(files.len(), 3, "the CRD and two match conditions");
+    for (relative, generated) in files {
+        let path = root.join(relative);
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        assert!(
+            committed == generated,
+            "{} is out of date: run `make crds` and commit the result",
+            path.display()
+        );
+    }
 }
 
 #[test]

@@ -89,6 +89,7 @@ impl AuditSink {
     /// Starts the sender task over `transport`.
     pub fn start<T: Transport>(transport: T, config: &AuditConfig, metrics: Metrics) -> Arc<Self> {
         let (queue, rx) = mpsc::unbounded_channel();
+        metrics.audit_capacity.set(config.buffer.max(1) as i64);
         let sink = Arc::new(AuditSink {
             queue,
             depth: Arc::default(),

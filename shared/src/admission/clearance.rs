@@ -20,6 +20,11 @@ use crate::api::names::{
 /// the call for every other update, the controller's own among them.
 pub const MUTATE_MATCH_CONDITION: &str = "request.operation == 'CREATE' || (has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('kubernaut.ai/clear-execution-block')))";
 
+/// The `matchConditions` expression of the validating webhook: every CREATE, and only those
+/// UPDATEs that change the spec (immutable: denied) or involve a block clearance, before or after
+/// — metadata-only updates such as the controller's finalizer changes skip the call.
+pub const VALIDATE_MATCH_CONDITION: &str = "request.operation == 'CREATE' || object.spec != oldObject.spec || (has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('kubernaut.ai/clear-execution-block'))) || (has(oldObject.metadata.annotations) && oldObject.metadata.annotations.exists(k, k.startsWith('kubernaut.ai/clear-execution-block')))";
+
 fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object.pointer("/metadata/annotations")?.get(key)?.as_str()
 }

@@ -86,6 +86,23 @@ fn add_rule(schema: &mut JSONSchemaProps, path: &[&str], pattern: &str, message:
         });
 }
 
+/// Every file of the Helm chart generated from this crate, as (path from the repository root,
+/// content): the CRD and the webhooks' `matchConditions` expressions.
+pub fn chart_files() -> Result<Vec<(&'static str, String)>, RenderError> {
+    use crate::admission::clearance::{MUTATE_MATCH_CONDITION, VALIDATE_MATCH_CONDITION};
+    Ok(vec![
+        (CHART_CRD_PATH, crd_yaml()?),
+        (
+            "charts/workflowexecution-operator/files/mutate-match-condition.cel",
+            format!("{MUTATE_MATCH_CONDITION}\n"),
+        ),
+        (
+            "charts/workflowexecution-operator/files/validate-match-condition.cel",
+            format!("{VALIDATE_MATCH_CONDITION}\n"),
+        ),
+    ])
+}
+
 /// The CRD as the YAML file committed in the chart.
 pub fn crd_yaml() -> Result<String, RenderError> {
     let body = serde_saphyr::to_string(&crd())?;

@@ -143,6 +143,22 @@ pub enum FailureReason {
     Unknown,
 }
 
+impl FailureReason {
+    /// The name as the API spells it (a metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::OOMKilled => "OOMKilled",
+            FailureReason::DeadlineExceeded => "DeadlineExceeded",
+            FailureReason::Forbidden => "Forbidden",
+            FailureReason::ResourceExhausted => "ResourceExhausted",
+            FailureReason::ConfigurationError => "ConfigurationError",
+            FailureReason::ImagePullBackOff => "ImagePullBackOff",
+            FailureReason::TaskFailed => "TaskFailed",
+            FailureReason::Unknown => "Unknown",
+        }
+    }
+}
+
 /// What failed, where, and why.
 #[skip_serializing_none]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -65,6 +65,9 @@ pub(super) fn transition(
                 seconds: seconds(&after),
             });
         }
+        if let (Phase::Failed, Some(d)) = (after.phase, after.failure_details.as_ref()) {
+            plan.metrics.push(Metric::Failed(d.reason));
+        }
         if let Some(d) = after.skip_details.as_ref() {
             plan.metrics.push(Metric::Skipped(d.reason));
         }

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 
-use crate::api::{Phase, SkipReason};
+use crate::api::{FailureReason, Phase, SkipReason};
 
 use super::Done;
 
@@ -82,6 +82,8 @@ pub enum Metric {
         outcome: Phase,
         seconds: Option<f64>,
     },
+    /// `wfe_controller_failures_total{reason}`.
+    Failed(FailureReason),
     /// `wfe_controller_skips_total{reason}`.
     Skipped(SkipReason),
     /// `wfe_controller_block_clearances_total`.

@@ -227,6 +227,12 @@ fn an_invalid_spec_fails_with_a_validation_event_and_no_effect() {
             ..
         }
     ));
+    assert_eq!(
+        p.metrics[1],
+        Metric::Failed(FailureReason::ConfigurationError),
+        "failures are counted by reason"
+    );
+    assert_eq!(p.metrics.len(), 2);
 }
 
 #[test]

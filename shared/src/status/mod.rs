@@ -3,5 +3,6 @@
 
 pub mod conditions;
 pub mod desired;
+pub mod overdue;
 pub mod phase;
 pub mod summary;

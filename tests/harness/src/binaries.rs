@@ -22,6 +22,16 @@ pub struct Binaries {
     pub kubectl: PathBuf,
     pub tekton_crds: PathBuf,
     pub promtool: PathBuf,
+    pub prometheus: PathBuf,
+    /// ServiceMonitor and PrometheusRule CRDs (directory of YAML files).
+    pub prometheus_operator_crds: PathBuf,
+    pub helm: PathBuf,
+    pub crane: PathBuf,
+    /// cert-manager's CRDs (directory of YAML files).
+    pub cert_manager_crds: PathBuf,
+    /// cert-manager's controllers (issuers, approver, CA and self-signed signers, certificates).
+    pub cert_manager_controller: PathBuf,
+    pub cert_manager_cainjector: PathBuf,
 }
 
 impl Binaries {
@@ -70,23 +80,47 @@ impl Binaries {
 
     /// Tekton's CRD files, in a stable order.
     pub fn tekton_crd_files(&self) -> anyhow::Result<Vec<PathBuf>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.tekton_crds)
-            .with_context(|| format!("reading {}", self.tekton_crds.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        files.sort();
-        Ok(files)
+        yaml_files(&self.tekton_crds)
     }
+}
 
+/// The YAML files of a directory, in a stable order.
+pub fn yaml_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+impl Binaries {
     fn in_cache(cache: &Path) -> anyhow::Result<Self> {
         let versions = Versions::from_env();
+        // Keyed by version and by the hash of our mains: the script names the current build.
+        let current = cache.join("cert-manager-current");
+        let cert_manager = PathBuf::from(
+            std::fs::read_to_string(&current)
+                .with_context(|| format!("reading {}", current.display()))?
+                .trim(),
+        );
         let bins = Self {
             etcd: cache.join(format!("etcd-v{}/etcd", versions.etcd)),
             kube_apiserver: cache.join(format!("kube-apiserver-v{}/kube-apiserver", versions.k8s)),
             kubectl: cache.join(format!("kubectl-v{}/kubectl", versions.kubectl)),
             tekton_crds: cache.join(format!("tekton-crds-v{}", versions.tekton)),
-            promtool: cache.join("promtool/promtool"),
+            promtool: cache.join("prometheus-deb/promtool"),
+            prometheus: cache.join("prometheus-deb/prometheus"),
+            prometheus_operator_crds: cache.join(format!(
+                "prometheus-operator-crds-v{}",
+                versions.prometheus_operator
+            )),
+            helm: cache.join(format!("helm-v{}/helm", versions.helm)),
+            crane: cache.join(format!("crane-v{}/crane", versions.crane)),
+            cert_manager_crds: cache.join(format!("cert-manager-crds-v{}", versions.cert_manager)),
+            cert_manager_controller: cert_manager.join("cm-controller"),
+            cert_manager_cainjector: cert_manager.join("cm-cainjector"),
         };
         for path in [
             &bins.etcd,
@@ -94,6 +128,13 @@ impl Binaries {
             &bins.kubectl,
             &bins.tekton_crds,
             &bins.promtool,
+            &bins.prometheus,
+            &bins.prometheus_operator_crds,
+            &bins.helm,
+            &bins.crane,
+            &bins.cert_manager_crds,
+            &bins.cert_manager_controller,
+            &bins.cert_manager_cainjector,
         ] {
             if !path.exists() {
                 bail!("{} is missing after the build script ran", path.display());
@@ -109,6 +150,10 @@ struct Versions {
     etcd: String,
     kubectl: String,
     tekton: String,
+    helm: String,
+    crane: String,
+    prometheus_operator: String,
+    cert_manager: String,
 }
 
 impl Versions {
@@ -120,6 +165,10 @@ impl Versions {
             etcd: var("ETCD_VERSION", "3.6.14"),
             kubectl: var("KUBECTL_VERSION", "1.36.4"),
             tekton: var("TEKTON_VERSION", "1.15.0"),
+            helm: var("HELM_VERSION", "4.3.2"),
+            crane: var("CRANE_VERSION", "0.22.1"),
+            prometheus_operator: var("PROMETHEUS_OPERATOR_VERSION", "0.85.0"),
+            cert_manager: var("CERT_MANAGER_VERSION", "1.21.2"),
         }
     }
 }

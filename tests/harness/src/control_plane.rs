@@ -182,16 +182,27 @@ impl ControlPlane {
     }
 
     fn write_kubeconfig(&self, pki: &Pki) -> anyhow::Result<()> {
-        let body = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: wfe-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: wfe-test\n  context:\n    cluster: wfe-test\n    user: admin\n    namespace: default\ncurrent-context: wfe-test\n",
-            server = self.server,
-            ca = pki.ca_cert.display(),
-            token = pki.token,
-        );
-        fs::write(&self.kubeconfig, body).context("writing the kubeconfig")
+        fs::write(
+            &self.kubeconfig,
+            self.kubeconfig_text("admin", &pki.token, &pki.ca_cert),
+        )
+        .context("writing the kubeconfig")
     }
 
-    /// A new client for the caller's async runtime (kube clients are bound to the runtime that built them).
+    fn kubeconfig_text(&self, user: &str, token: &str, ca: &std::path::Path) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: wfe-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\ncontexts:\n- name: wfe-test\n  context:\n    cluster: wfe-test\n    user: {user}\n    namespace: default\ncurrent-context: wfe-test\n",
+            server = self.server,
+            ca = ca.display(),
+        )
+    }
+
+    /// A kubeconfig for this control plane that authenticates with `token` (e.g. a
+    /// ServiceAccount's, from a TokenRequest) instead of the admin's.
+    pub fn kubeconfig_with_token(&self, token: &str) -> anyhow::Result<String> {
+        Ok(self.kubeconfig_text("token", token, &self.dir.join("pki/ca.crt")))
+    }
+
     pub async fn try_client(&self) -> anyhow::Result<Client> {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
         let config =

@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub use binaries::{Binaries, repo_root};
+pub use binaries::{Binaries, repo_root, yaml_files};
 pub use control_plane::{ControlPlane, CrdFiles, KubectlOutput};
+pub use process::{free_port, http_ok, spawn_bound};
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 

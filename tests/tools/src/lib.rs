@@ -3,8 +3,12 @@
 //! are `local-env` (what `make up` runs) and the benchmarks.
 
 pub mod audit;
+pub mod chart;
 pub mod controller;
 pub mod env;
+pub mod images;
+pub mod pod;
+pub mod prometheus;
 pub mod tekton;
 pub mod webhook;
 

@@ -15,7 +15,7 @@ use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
-use wfe_shared::admission::clearance::MUTATE_MATCH_CONDITION;
+use wfe_shared::admission::clearance::{MUTATE_MATCH_CONDITION, VALIDATE_MATCH_CONDITION};
 use wfe_shared::admission::defaulting::Defaults;
 use wfe_shared::fixtures::execution;
 use wfe_webhook::metrics::Metrics;
@@ -168,6 +168,10 @@ pub async fn register(
             match_policy: Some("Equivalent".into()),
             namespace_selector: Some(selector),
             rules: rules(&["CREATE", "UPDATE"]),
+            match_conditions: Some(vec![MatchCondition {
+                name: "create-spec-or-clearance".into(),
+                expression: VALIDATE_MATCH_CONDITION.into(),
+            }]),
             ..Default::default()
         }]),
     };
@@ -186,7 +190,7 @@ pub async fn register(
 /// Configurations reach the API server through an informer: probe with dry-run creates until
 /// both webhooks visibly act (a default appears; a digest mismatch, which only the webhook
 /// checks, is denied).
-async fn wait_effective(client: &Client, namespace: &str) -> anyhow::Result<()> {
+pub async fn wait_effective(client: &Client, namespace: &str) -> anyhow::Result<()> {
     let api: Api<WorkflowExecution> = Api::namespaced(client.clone(), namespace);
     let dry = PostParams {
         dry_run: true,

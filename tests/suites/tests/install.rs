@@ -1,0 +1,673 @@
+//! Installing the product like a user, on the real API server: `helm install` of the chart; both
+//! Deployments run as local processes from the unpacked images, with exactly the pod's arguments,
+//! environment, mounted certificate and ServiceAccount token (`wfe_tools::pod`); a
+//! WorkflowExecution from `kubectl create -f` defaulted and admitted through the chart's webhook
+//! configurations and run to Completed; what each identity may not do, tried and refused; a real
+//! Prometheus scraping both; `helm upgrade` keeping the certificate; `helm uninstall` leaving only
+//! the CRD.
+
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Namespace, Node, Pod, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use wfe_harness::free_port;
+use wfe_shared::api::{Phase, WorkflowExecution};
+use wfe_shared::tekton::PipelineRun;
+use wfe_tools::chart::Helm;
+use wfe_tools::images;
+use wfe_tools::pod::{LocalPod, token};
+use wfe_tools::prometheus::{Prometheus, sample_value};
+use wfe_tools::tekton::TektonStandIn;
+use wfe_tools::{ControlPlane, eventually, repo_root, shared, unique_name};
+
+/// One release of the chart for a test: its namespaces and the local ports it is given.
+struct Release {
+    name: String,
+    namespace: String,
+    execution_namespace: String,
+    /// Where WorkflowExecutions are created (the only namespace this release's webhooks admit).
+    apps: String,
+    webhook_port: u16,
+    webhook_metrics_port: u16,
+    controller_metrics_port: u16,
+}
+
+impl Release {
+    async fn new(cp: &ControlPlane, client: &Client) -> anyhow::Result<Self> {
+        let name = unique_name("wfe");
+        let apps = cp.namespace(client, "apps").await;
+        // Only this release's webhooks admit in `apps` (other tests' releases share the API server).
+        Api::<Namespace>::all(client.clone())
+            .patch(
+                &apps,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"wfe-release": name}}})),
+            )
+            .await?;
+        Ok(Self {
+            namespace: cp.namespace(client, "wfe-system").await,
+            execution_namespace: unique_name("workflows"),
+            apps,
+            webhook_port: free_port()?,
+            webhook_metrics_port: free_port()?,
+            controller_metrics_port: free_port()?,
+            name,
+        })
+    }
+
+    /// The values a developer gives the chart to run the binaries outside the cluster: the
+    /// webhook called at a local URL, the ports free here; everything else the chart's default.
+    fn values(&self, extra: Value) -> Value {
+        let mut values = json!({
+            "executionNamespace": {"name": self.execution_namespace, "create": true},
+            "webhook": {
+                "url": format!("https://127.0.0.1:{}", self.webhook_port),
+                "port": self.webhook_port,
+                "metricsPort": self.webhook_metrics_port,
+                "namespaceSelector": {"matchLabels": {"wfe-release": self.name}},
+            },
+            "controller": {"metricsPort": self.controller_metrics_port},
+        });
+        merge(&mut values, extra);
+        values
+    }
+
+    fn fullname(&self) -> String {
+        format!("{}-wfe", self.name)
+    }
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The two pods of a release, from the unpacked images.
+struct Pods {
+    webhook: LocalPod,
+    controller: LocalPod,
+    _images: tempfile::TempDir,
+}
+
+async fn start_pods(cp: &ControlPlane, client: &Client, release: &Release) -> Pods {
+    let images = tempfile::tempdir().expect("tempdir");
+    let unpack = |name: &str| {
+        let image = images::unpack(name, &images.path().join(name))
+            .unwrap_or_else(|e| panic!("unpacking {name}: {e:#}"));
+        image.binary().expect("entrypoint")
+    };
+    let (webhook_bin, controller_bin) = (unpack("wfe-webhook"), unpack("wfe-controller"));
+    let webhook = LocalPod::start(
+        cp,
+        client,
+        &release.namespace,
+        &format!("{}-webhook", release.fullname()),
+        &webhook_bin,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("webhook pod: {e:#}"));
+    let controller = LocalPod::start(
+        cp,
+        client,
+        &release.namespace,
+        &format!("{}-controller", release.fullname()),
+        &controller_bin,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("controller pod: {e:#}"));
+    Pods {
+        webhook,
+        controller,
+        _images: images,
+    }
+}
+
+async fn client_with_token(cp: &ControlPlane, token: &str) -> Client {
+    let text = cp.kubeconfig_with_token(token).expect("kubeconfig");
+    let kubeconfig: Kubeconfig = serde_saphyr::from_str(&text).expect("kubeconfig parses");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config");
+    Client::try_from(config).expect("client")
+}
+
+/// `what` was refused with 403 Forbidden.
+fn assert_forbidden<T: std::fmt::Debug>(who: &str, what: &str, result: Result<T, kube::Error>) {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("{who} should be forbidden to {what}, got {other:?}"),
+    }
+}
+
+fn example_manifest(namespace: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join("examples/workflowexecution.yaml"))
+        .expect("the example");
+    text.replacen(
+        "metadata:\n",
+        &format!("metadata:\n  namespace: {namespace}\n"),
+        1,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_run_forbid_scrape_upgrade_uninstall() {
+    let cp = shared();
+    let client = cp.client().await;
+    let helm = Helm::new(cp).expect("helm");
+    let release = Release::new(cp, &client).await.expect("release");
+    let values = release.values(json!({}));
+
+    // helm install.
+    let notes = helm
+        .deploy("install", &release.name, &release.namespace, &values)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(notes.contains("STATUS: deployed"), "{notes}");
+    assert!(
+        notes.contains(&format!(
+            "PipelineRuns run in namespace {}",
+            release.execution_namespace
+        )),
+        "NOTES.txt: {notes}"
+    );
+
+    let pods = start_pods(cp, &client, &release).await;
+    assert!(
+        !pods.webhook.has_token,
+        "the webhook runs without any API credential"
+    );
+    assert!(
+        pods.controller.has_token,
+        "the controller runs as its ServiceAccount"
+    );
+    let _tekton = TektonStandIn::start(
+        client.clone(),
+        &release.execution_namespace,
+        Duration::from_millis(300),
+    );
+    wfe_tools::webhook::wait_effective(&client, &release.apps)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the chart's webhook configurations: {e:#}\n{}",
+                pods.webhook.log_text()
+            )
+        });
+
+    // kubectl create -f: defaulted, admitted, run to Completed.
+    let out = cp
+        .kubectl_run(
+            &["create", "-f", "-"],
+            Some(&example_manifest(&release.apps)),
+        )
+        .await;
+    assert!(out.success, "kubectl create: {}", out.text());
+    let api: Api<WorkflowExecution> = Api::namespaced(client.clone(), &release.apps);
+    let created = api.get("restart-payment-api").await.expect("created");
+    let config = created
+        .spec
+        .execution_config
+        .clone()
+        .expect("executionConfig");
+    assert_eq!(
+        config.timeout.as_deref(),
+        Some("15m"),
+        "the example's own timeout is kept"
+    );
+    assert_eq!(
+        config.service_account_name.as_deref(),
+        Some("kubernaut-workflow-runner"),
+        "defaulted by the webhook"
+    );
+    let done = eventually("the example Completed", Duration::from_secs(60), || async {
+        api.get("restart-payment-api").await.ok().filter(|w| {
+            w.status
+                .as_ref()
+                .is_some_and(|s| s.phase == Phase::Completed)
+        })
+    })
+    .await;
+    assert!(done.status.is_some_and(|s| s.pipeline_run_ref.is_some()));
+
+    // A malformed one is rejected by the webhook, naming the field.
+    let bad = example_manifest(&release.apps)
+        .replace("name: restart-payment-api", "name: malformed")
+        .replace(
+            "containerImage: quay.io/kubernaut/workflows/restart-deployment:v1.2.0",
+            &format!("containerImage: quay.io/kubernaut/workflows/restart-deployment@sha256:{}\n    containerDigest: sha256:{}", "b".repeat(64), "a".repeat(64)),
+        );
+    let out = cp.kubectl_run(&["create", "-f", "-"], Some(&bad)).await;
+    assert!(!out.success, "a malformed execution is refused");
+    // Only the webhook compares the digest with the image's (the CRD schema cannot).
+    assert!(
+        out.stderr.contains("spec.workflowRef.containerDigest")
+            && out.stderr.contains("must match the digest"),
+        "{}",
+        out.stderr
+    );
+    // The spec is immutable: an update that changes it reaches the webhook and is denied.
+    let out = cp
+        .kubectl_run(
+            &[
+                "patch",
+                "wfe",
+                "-n",
+                &release.apps,
+                "restart-payment-api",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"confidence":0.5}}"#,
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        !out.success && out.stderr.contains("immutable"),
+        "{}",
+        out.text()
+    );
+
+    // What each identity may not do, tried for real.
+    let controller_token = token(
+        &client,
+        &release.namespace,
+        &pods.controller.service_account,
+    )
+    .await
+    .expect("token");
+    let ctl = client_with_token(cp, &controller_token).await;
+    let who = "the controller";
+    let wfes_apps: Api<WorkflowExecution> = Api::namespaced(ctl.clone(), &release.apps);
+    assert_forbidden(
+        who,
+        "create WorkflowExecutions",
+        wfes_apps.create(&PostParams::default(), &created).await,
+    );
+    assert_forbidden(
+        who,
+        "replace (update) a WorkflowExecution",
+        wfes_apps
+            .replace(
+                "restart-payment-api",
+                &PostParams::default(),
+                &api.get("restart-payment-api").await.expect("get"),
+            )
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "delete a WorkflowExecution",
+        wfes_apps
+            .delete("restart-payment-api", &DeleteParams::default())
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "list Secrets in its own namespace",
+        Api::<Secret>::namespaced(ctl.clone(), &release.namespace)
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "read the webhook's certificate",
+        Api::<Secret>::namespaced(ctl.clone(), &release.namespace)
+            .get(&format!("{}-webhook-tls", release.fullname()))
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "create ConfigMaps",
+        Api::<ConfigMap>::namespaced(ctl.clone(), &release.namespace)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("cm"),
+            )
+            .await,
+    );
+    let run: PipelineRun = serde_json::from_value(json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"name": "x"}, "spec": {"pipelineRef": {"name": "p"}}})).expect("run");
+    assert_forbidden(
+        who,
+        "create PipelineRuns outside the execution namespace",
+        Api::<PipelineRun>::namespaced(ctl.clone(), &release.apps)
+            .create(&PostParams::default(), &run)
+            .await,
+    );
+    let runs_exec: Api<PipelineRun> = Api::namespaced(ctl.clone(), &release.execution_namespace);
+    let runs = runs_exec
+        .list(&ListParams::default())
+        .await
+        .expect("the controller lists its PipelineRuns");
+    let run_name = runs
+        .items
+        .first()
+        .and_then(|r| r.metadata.name.clone())
+        .expect("the lock (PipelineRun) is kept through the cooldown");
+    assert_forbidden(
+        who,
+        "patch a PipelineRun",
+        runs_exec
+            .patch(
+                &run_name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+            )
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "list Pods in the execution namespace",
+        Api::<Pod>::namespaced(ctl.clone(), &release.execution_namespace)
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "list Leases",
+        Api::<Lease>::namespaced(ctl.clone(), &release.namespace)
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "create a Lease",
+        Api::<Lease>::namespaced(ctl.clone(), &release.namespace)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "other"}})).expect("lease"),
+            )
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "read another Lease",
+        Api::<Lease>::namespaced(ctl.clone(), &release.namespace)
+            .get("other")
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "create core/v1 Events",
+        Api::<CoreEvent>::namespaced(ctl.clone(), &release.apps)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "x"}, "involvedObject": {}}))
+                    .expect("event"),
+            )
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "list Nodes",
+        Api::<Node>::all(ctl.clone())
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_forbidden(who, "bind itself a ClusterRole", Api::<ClusterRoleBinding>::all(ctl.clone()).create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "x"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}})).expect("crb")).await);
+    assert_forbidden(
+        who,
+        "change the webhook configuration",
+        Api::<ValidatingWebhookConfiguration>::all(ctl.clone())
+            .delete(
+                &release.fullname().replace("-wfe", "-wfe-webhook"),
+                &DeleteParams::default(),
+            )
+            .await,
+    );
+    // The webhook is given no token; even one issued for its ServiceAccount can do nothing.
+    let webhook_token = token(&client, &release.namespace, &pods.webhook.service_account)
+        .await
+        .expect("token");
+    let hook = client_with_token(cp, &webhook_token).await;
+    let who = "the webhook's ServiceAccount";
+    assert_forbidden(
+        who,
+        "read WorkflowExecutions",
+        Api::<WorkflowExecution>::namespaced(hook.clone(), &release.apps)
+            .get("restart-payment-api")
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "list Namespaces",
+        Api::<Namespace>::all(hook.clone())
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "read its own certificate",
+        Api::<Secret>::namespaced(hook.clone(), &release.namespace)
+            .get(&format!("{}-webhook-tls", release.fullname()))
+            .await,
+    );
+    assert_forbidden(
+        who,
+        "read Leases",
+        Api::<Lease>::namespaced(hook.clone(), &release.namespace)
+            .get("wfe-controller-leader")
+            .await,
+    );
+
+    // A real Prometheus scrapes both; every rule of the chart and every dashboard query evaluates.
+    let prom_dir = cp.dir.join(unique_name("prometheus"));
+    let chart = wfe_tools::chart::chart_dir();
+    let prometheus = Prometheus::start(
+        &cp.binaries.prometheus,
+        &prom_dir,
+        &[
+            (
+                "wfe-controller",
+                pods.controller.port("metrics").expect("port"),
+            ),
+            ("wfe-webhook", pods.webhook.port("metrics").expect("port")),
+        ],
+        &[chart.join("files/prometheus-rules.yaml")],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    for job in ["wfe-controller", "wfe-webhook"] {
+        eventually(
+            &format!("up{{job={job}}} == 1"),
+            Duration::from_secs(30),
+            || async {
+                let r = prometheus
+                    .query(&format!("up{{job=\"{job}\"}}"))
+                    .await
+                    .ok()?;
+                (r.len() == 1 && sample_value(&r[0]) == Some(1.0)).then_some(())
+            },
+        )
+        .await;
+    }
+    let completed = eventually(
+        "the completed execution in a controller metric",
+        Duration::from_secs(30),
+        || async {
+            let r = prometheus
+                .query("sum(wfe_controller_executions_total{outcome=\"Completed\"})")
+                .await
+                .ok()?;
+            r.first().and_then(sample_value).filter(|v| *v >= 1.0)
+        },
+    )
+    .await;
+    assert_eq!(completed, 1.0);
+    let expiry = prometheus
+        .query("min(wfe_webhook_certificate_expiry_timestamp_seconds) - time()")
+        .await
+        .expect("query");
+    assert!(
+        expiry
+            .first()
+            .and_then(sample_value)
+            .is_some_and(|s| s > 300.0 * 86400.0),
+        "the generated certificate lives 10 years: {expiry:?}"
+    );
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart.join("files/dashboard.json")).expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            prometheus
+                .query(expr)
+                .await
+                .unwrap_or_else(|e| panic!("panel {:?}: {e:#}", panel["title"]));
+            queries += 1;
+        }
+    }
+    assert!(queries >= 15, "{queries} dashboard queries");
+    let rules = eventually(
+        "every alert rule evaluated",
+        Duration::from_secs(30),
+        || async {
+            let rules = prometheus.rules().await.ok()?;
+            (!rules.is_empty() && rules.iter().all(|r| r["health"] == "ok")).then_some(rules)
+        },
+    )
+    .await;
+    assert_eq!(rules.len(), 8, "{rules:?}");
+    let firing: Vec<&Value> = rules
+        .iter()
+        .filter(|r| r["state"] == "firing" || r["state"] == "pending")
+        .collect();
+    assert!(
+        firing.is_empty(),
+        "a healthy install fires no alert: {firing:?}"
+    );
+
+    // helm upgrade keeps the generated certificate (and the CA in the configurations).
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &release.namespace);
+    let tls = format!("{}-webhook-tls", release.fullname());
+    let before = secrets.get(&tls).await.expect("tls secret").data;
+    let ca_before = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(&format!("{}-webhook", release.fullname()))
+        .await
+        .expect("vwc")
+        .webhooks
+        .expect("webhooks")[0]
+        .client_config
+        .ca_bundle
+        .clone();
+    helm.deploy(
+        "upgrade",
+        &release.name,
+        &release.namespace,
+        &release.values(json!({"controller": {"flags": {"cooldown": "1m"}}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        secrets.get(&tls).await.expect("tls secret").data,
+        before,
+        "helm upgrade keeps the certificate"
+    );
+    let ca_after = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(&format!("{}-webhook", release.fullname()))
+        .await
+        .expect("vwc")
+        .webhooks
+        .expect("webhooks")[0]
+        .client_config
+        .ca_bundle
+        .clone();
+    assert_eq!(ca_after, ca_before, "and the CA the API server trusts");
+    wfe_tools::webhook::wait_effective(&client, &release.apps)
+        .await
+        .expect("still admitting after the upgrade");
+
+    // Graceful stop, then helm uninstall leaves nothing but the CRD.
+    let Pods {
+        mut webhook,
+        mut controller,
+        ..
+    } = pods;
+    assert!(
+        controller.stop().await.expect("stops").success(),
+        "{}",
+        controller.log_text()
+    );
+    assert!(
+        webhook.stop().await.expect("stops").success(),
+        "{}",
+        webhook.log_text()
+    );
+    drop(prometheus);
+    let _ = api
+        .delete("restart-payment-api", &DeleteParams::default())
+        .await;
+    helm.ok(&[
+        "uninstall",
+        &release.name,
+        "--namespace",
+        &release.namespace,
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let selector = format!("app.kubernetes.io/instance={}", release.name);
+    let out = cp
+        .kubectl_run(&["get", "all,secrets,configmaps,serviceaccounts,roles,rolebindings,leases,poddisruptionbudgets", "-n", &release.namespace, "-l", &selector, "-o", "name"], None)
+        .await;
+    assert!(
+        out.success && out.stdout.trim().is_empty(),
+        "left in the release namespace: {}",
+        out.text()
+    );
+    let out = cp
+        .kubectl_run(&["get", "clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations", "-l", &selector, "-o", "name"], None)
+        .await;
+    assert!(
+        out.success && out.stdout.trim().is_empty(),
+        "left cluster-wide: {}",
+        out.text()
+    );
+    let out = cp
+        .kubectl_run(
+            &[
+                "get",
+                "roles,rolebindings",
+                "-n",
+                &release.execution_namespace,
+                "-l",
+                &selector,
+                "-o",
+                "name",
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        out.stdout.trim().is_empty(),
+        "left in the execution namespace: {}",
+        out.text()
+    );
+    // No namespace controller runs here: the execution namespace stays Terminating, deleted.
+    let exec_ns = Api::<Namespace>::all(client.clone())
+        .get_opt(&release.execution_namespace)
+        .await
+        .expect("get");
+    assert!(
+        exec_ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()),
+        "the execution namespace is deleted"
+    );
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .get("workflowexecutions.kubernaut.ai")
+        .await
+        .expect("the CRD stays");
+}
