@@ -25,6 +25,8 @@ step "promtool test rules (the chart's alerts)"
 "$(bash scripts/build-control-plane.sh 2>/dev/null)/prometheus-deb/promtool" test rules tests/prometheus/rules.test.yaml
 
 step "cargo test (unit, CLI, and integration tests against a real kube-apiserver)"
+# local-env (make up, and its test) runs the binaries as local processes from the debug build.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - start ))"

@@ -2,7 +2,7 @@
 {{- define "wfe.fullname" -}}
 {{- if .Values.fullnameOverride -}}
 {{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
-{{- else if contains .Chart.Name .Release.Name -}}
+{{- else if or (contains .Chart.Name .Release.Name) (contains "wfe" .Release.Name) -}}
 {{- .Release.Name | trunc 40 | trimSuffix "-" -}}
 {{- else -}}
 {{- printf "%s-%s" .Release.Name "wfe" | trunc 40 | trimSuffix "-" -}}

@@ -79,8 +79,9 @@ impl Release {
         values
     }
 
+    /// The chart's name prefix (a release named `wfe…` is used as it is).
     fn fullname(&self) -> String {
-        format!("{}-wfe", self.name)
+        self.name.clone()
     }
 }
 
@@ -422,7 +423,7 @@ async fn install_run_forbid_scrape_upgrade_uninstall() {
         "change the webhook configuration",
         Api::<ValidatingWebhookConfiguration>::all(ctl.clone())
             .delete(
-                &release.fullname().replace("-wfe", "-wfe-webhook"),
+                &format!("{}-webhook", release.fullname()),
                 &DeleteParams::default(),
             )
             .await,
@@ -670,4 +671,269 @@ async fn install_run_forbid_scrape_upgrade_uninstall() {
         .get("workflowexecutions.kubernaut.ai")
         .await
         .expect("the CRD stays");
+}
+
+/// A counter's value in a Prometheus text exposition (the sum over its series matching `labels`).
+fn counter(exposition: &str, name: &str, labels: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn scrape(port: u16) -> String {
+    wfe_tools::prometheus::http_get(port, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+}
+
+/// Runs a cert-manager binary (built from its Go module) against the control plane as admin.
+fn cert_manager(
+    cp: &ControlPlane,
+    binary: &std::path::Path,
+    args: &[String],
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(binary);
+    cmd.arg(format!("--kubeconfig={}", cp.kubeconfig.display()))
+        .args(args);
+    let log = cp.dir.join(format!(
+        "{}.log",
+        unique_name(&binary.file_name().unwrap_or_default().to_string_lossy())
+    ));
+    wfe_harness::spawn_bound(cmd, &log).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_manager_issues_injects_and_renews_without_a_failed_admission() {
+    let cp = shared();
+    let client = cp.client().await;
+    let out = cp
+        .kubectl_run(
+            &[
+                "apply",
+                "--server-side",
+                "-f",
+                &cp.binaries.cert_manager_crds.display().to_string(),
+            ],
+            None,
+        )
+        .await;
+    assert!(out.success, "cert-manager CRDs: {}", out.text());
+    let out = cp
+        .kubectl_run(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/certificates.cert-manager.io",
+                "crd/issuers.cert-manager.io",
+            ],
+            None,
+        )
+        .await;
+    assert!(out.success, "{}", out.text());
+    let release = Release::new(cp, &client).await.expect("release");
+    let mut controller = cert_manager(
+        cp,
+        &cp.binaries.cert_manager_controller,
+        &[format!(
+            "--cluster-resource-namespace={}",
+            release.namespace
+        )],
+    );
+    let mut cainjector = cert_manager(cp, &cp.binaries.cert_manager_cainjector, &[]);
+    let helm = Helm::new(cp).expect("helm");
+    // The webhook checks its files every second here (10 s by default).
+    let values = release.values(json!({"webhook": {"tls": {"mode": "certManager"}, "flags": {"cert-reload-interval": "1s"}}}));
+    helm.deploy("install", &release.name, &release.namespace, &values)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+
+    // Issued, and the CA injected into both configurations.
+    let certificate = format!("{}-webhook", release.fullname());
+    let out = cp
+        .kubectl_run(
+            &[
+                "wait",
+                "-n",
+                &release.namespace,
+                "--for=condition=Ready",
+                "--timeout=60s",
+                &format!("certificate/{certificate}"),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        out.success,
+        "the webhook's Certificate is issued: {}",
+        out.text()
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &release.namespace);
+    let tls = format!("{}-webhook-tls", release.fullname());
+    let ca = secrets.get(&tls).await.expect("secret").data.expect("data")["ca.crt"]
+        .0
+        .clone();
+    let vwc: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mwc: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
+        Api::all(client.clone());
+    let name = format!("{}-webhook", release.fullname());
+    eventually(
+        "the CA injected into both webhook configurations",
+        Duration::from_secs(30),
+        || async {
+            let v = vwc.get(&name).await.ok()?.webhooks?[0]
+                .client_config
+                .ca_bundle
+                .clone()?;
+            let m = mwc.get(&name).await.ok()?.webhooks?[0]
+                .client_config
+                .ca_bundle
+                .clone()?;
+            (v.0 == ca && m.0 == ca).then_some(())
+        },
+    )
+    .await;
+
+    let images = tempfile::tempdir().expect("tempdir");
+    let binary = images::unpack("wfe-webhook", images.path())
+        .expect("image")
+        .binary()
+        .expect("binary");
+    let webhook = LocalPod::start(cp, &client, &release.namespace, &name, &binary)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    wfe_tools::webhook::wait_effective(&client, &release.apps)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "admissions through cert-manager's certificate: {e:#}\n{}",
+                webhook.log_text()
+            )
+        });
+
+    // Admissions run back to back while the certificate is renewed.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let admissions = tokio::spawn({
+        let (api, stop) = (
+            Api::<WorkflowExecution>::namespaced(client.clone(), &release.apps),
+            stop.clone(),
+        );
+        let manifest = example_manifest(&release.apps);
+        async move {
+            let wfe: WorkflowExecution = serde_saphyr::from_str(&manifest).expect("example");
+            let dry = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.is_cancelled() {
+                match api.create(&dry, &wfe).await {
+                    Ok(w)
+                        if w.spec
+                            .execution_config
+                            .as_ref()
+                            .is_some_and(|c| c.service_account_name.is_some()) =>
+                    {
+                        ok += 1
+                    }
+                    Ok(w) => failed.push(format!("not defaulted: {:?}", w.spec.execution_config)),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (ok, failed)
+        }
+    });
+    let metrics_port = webhook.port("metrics").expect("port");
+    let reloads_before = counter(
+        &scrape(metrics_port),
+        "wfe_webhook_certificate_reloads_total",
+        "success",
+    );
+    let cert_before = secrets.get(&tls).await.expect("secret").data.expect("data")["tls.crt"]
+        .0
+        .clone();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    // What `cmctl renew` does.
+    let patch = json!({"status": {"conditions": [{"type": "Issuing", "status": "True", "reason": "ManuallyTriggered", "message": "renewal forced by the test", "lastTransitionTime": now}]}});
+    let out = cp
+        .kubectl_run(
+            &[
+                "patch",
+                "certificate",
+                "-n",
+                &release.namespace,
+                &certificate,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch.to_string(),
+            ],
+            None,
+        )
+        .await;
+    assert!(out.success, "{}", out.text());
+    eventually("the Secret renewed", Duration::from_secs(30), || async {
+        let cert = secrets.get(&tls).await.ok()?.data?["tls.crt"].0.clone();
+        (cert != cert_before).then_some(())
+    })
+    .await;
+    eventually(
+        "the webhook reloaded the renewed certificate",
+        Duration::from_secs(30),
+        || async {
+            let reloads = tokio::task::spawn_blocking(move || {
+                counter(
+                    &scrape(metrics_port),
+                    "wfe_webhook_certificate_reloads_total",
+                    "success",
+                )
+            })
+            .await
+            .ok()?;
+            (reloads > reloads_before).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    let (ok, failed) = admissions.await.expect("admissions");
+    assert!(
+        failed.is_empty(),
+        "no admission fails during the renewal: {failed:?}"
+    );
+    assert!(ok >= 20, "{ok} admissions during the renewal");
+    let ca_after = vwc
+        .get(&name)
+        .await
+        .expect("vwc")
+        .webhooks
+        .expect("webhooks")[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .expect("caBundle");
+    assert_eq!(
+        ca_after.0, ca,
+        "renewing the serving certificate keeps the CA"
+    );
+
+    drop(webhook);
+    helm.ok(&[
+        "uninstall",
+        &release.name,
+        "--namespace",
+        &release.namespace,
+    ])
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let _ = controller.kill();
+    let _ = controller.wait();
+    let _ = cainjector.kill();
+    let _ = cainjector.wait();
 }

@@ -53,7 +53,7 @@ impl LocalPod {
             .and_then(|s| s.template.spec)
             .context("Deployment without a pod template")?;
         let container: &Container = spec.containers.first().context("pod without containers")?;
-        let name = format!("{deployment}-local-{}", wfe_harness::unique_name("pod"));
+        let name = wfe_harness::unique_name(deployment);
         let dir = cp.dir.join("pods").join(&name);
         std::fs::create_dir_all(&dir)?;
 

@@ -144,7 +144,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// A plain HTTP/1.0 GET on 127.0.0.1: the status code and the body.
-fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+pub fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;

@@ -1,5 +1,7 @@
 //! The local environment: a private etcd + kube-apiserver with the WorkflowExecution and Tekton CRDs,
-//! the admission webhook (registered for the demo namespace), the controller and a Tekton stand-in.
+//! the product installed with its Helm chart (`helm install`, the webhook called at a local URL),
+//! the webhook and the controller run as local processes with exactly the configuration and
+//! ServiceAccount identity the chart gives their pods (`wfe_tools::pod`), and a Tekton stand-in.
 //! It creates the example WorkflowExecution (defaulted by the webhook) and shows it reach Completed,
 //! shows an OOMKilled one fail with its explanation, a second one on that target skipped by the
 //! safety rules, a malformed one rejected, the audit trail a DataStorage-compatible receiver took
@@ -10,21 +12,40 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+use serde_json::json;
 use wfe_tools::audit::receiver::Receiver;
-use wfe_tools::controller::{ControllerReplica, audit_to, settings};
+use wfe_tools::chart::Helm;
+use wfe_tools::pod::LocalPod;
 use wfe_tools::tekton::TektonStandIn;
-use wfe_tools::webhook::LocalWebhook;
 use wfe_tools::{ControlPlane, repo_root};
 
 const NAMESPACE: &str = "wfe-demo";
 const EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
+const RELEASE: &str = "wfe";
+const RELEASE_NAMESPACE: &str = "wfe-system";
 
 /// What keeps running until Ctrl-C.
 struct Product {
-    webhook: LocalWebhook,
+    webhook: LocalPod,
+    controller: LocalPod,
     receiver: Receiver,
-    _controller: ControllerReplica,
     _tekton: TektonStandIn,
+}
+
+/// The binaries the local pods run: `WFE_BIN_DIR`, by default the workspace's debug build
+/// (`make up` builds it first).
+fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::var_os("WFE_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug"));
+    let path = dir.join(name);
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p wfe-controller -p wfe-webhook` (make up does), or set WFE_BIN_DIR",
+        path.display()
+    );
+    Ok(path)
 }
 
 fn main() -> ExitCode {
@@ -55,14 +76,16 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let product = demo(&cp).await?;
-        let webhook = &product.webhook;
         println!(
-            "\nThe control plane is up at {server}; the admission webhook serves https://{hook} for namespace {NAMESPACE}; the controller, the Tekton stand-in and the audit receiver ({audit}) run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n  tail -f {log}   # the controller's and webhook's log\n",
-            log = log.display(),
+            "\nThe control plane is up at {server}; the chart is installed as release {RELEASE} in {RELEASE_NAMESPACE}; its webhook (https://127.0.0.1:{hook}) and controller run as local processes with the chart's configuration and ServiceAccounts; the Tekton stand-in and the audit receiver ({audit}) run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n  kubectl get deploy,sa,lease -n {RELEASE_NAMESPACE}   # what helm installed\n  tail -f {controller_log} {webhook_log}\n  curl -s 127.0.0.1:{controller_metrics}/metrics | grep wfe_controller_executions_total\n  tail -f {log}   # the Tekton stand-in's log\n",
             server = cp.server,
-            hook = webhook.addr,
+            hook = product.webhook.port("https").unwrap_or_default(),
             kc = cp.kubeconfig.display(),
             audit = product.receiver.url(),
+            controller_log = product.controller.log.display(),
+            webhook_log = product.webhook.log.display(),
+            controller_metrics = product.controller.port("metrics").unwrap_or_default(),
+            log = log.display(),
         );
         if !once {
             println!("Press Ctrl-C to stop it and remove its files.");
@@ -118,30 +141,70 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
     );
     print!(
         "{}",
-        run(s(&["create", "namespace", EXECUTION_NAMESPACE]), true).await?
+        run(s(&["create", "namespace", RELEASE_NAMESPACE]), true).await?
     );
     let client = cp.try_client().await?;
-    let webhook = LocalWebhook::start().await?;
-    webhook.register(&client, NAMESPACE).await?;
-    println!(
-        "admission webhook registered for namespace {NAMESPACE} (https://{})",
-        webhook.addr
-    );
-    let mut controller_settings = settings(NAMESPACE, EXECUTION_NAMESPACE, "local-env");
-    controller_settings.watch_namespace = None;
     let receiver = Receiver::start().await?;
     println!(
         "audit receiver (DataStorage-compatible, validating every batch against its OpenAPI document) at {}",
         receiver.url()
     );
-    let controller = ControllerReplica::start_with_audit(
-        client.clone(),
-        controller_settings,
-        audit_to(&receiver.url()),
+    let port = || wfe_harness::free_port();
+    let (hook_port, hook_metrics, controller_metrics) = (port()?, port()?, port()?);
+    let values = json!({
+        "executionNamespace": {"name": EXECUTION_NAMESPACE, "create": true},
+        "webhook": {
+            "url": format!("https://127.0.0.1:{hook_port}"),
+            "port": hook_port,
+            "metricsPort": hook_metrics,
+            "flags": {"log-format": "text"},
+        },
+        "controller": {
+            "metricsPort": controller_metrics,
+            "flags": {"log-format": "text", "audit-url": receiver.url()},
+        },
+    });
+    let helm = Helm::new(cp)?;
+    println!(
+        "$ helm install {RELEASE} charts/workflowexecution-operator -n {RELEASE_NAMESPACE} --set webhook.url=https://127.0.0.1:{hook_port} ..."
+    );
+    let installed = helm
+        .deploy("install", RELEASE, RELEASE_NAMESPACE, &values)
+        .await?;
+    print!(
+        "{}",
+        installed
+            .lines()
+            .filter(|l| l.starts_with("NAME:") || l.starts_with("STATUS:"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    let webhook = LocalPod::start(
+        cp,
+        &client,
+        RELEASE_NAMESPACE,
+        "wfe-webhook",
+        &binary("wfe-webhook")?,
+    )
+    .await
+    .context("the webhook's pod")?;
+    let controller = LocalPod::start(
+        cp,
+        &client,
+        RELEASE_NAMESPACE,
+        "wfe-controller",
+        &binary("wfe-controller")?,
+    )
+    .await
+    .context("the controller's pod")?;
+    wfe_tools::webhook::wait_effective(&client, NAMESPACE).await?;
+    println!(
+        "the chart's webhook (no API credentials) and controller (ServiceAccount {}, token from a TokenRequest) run as local processes",
+        controller.service_account
     );
     let tekton = TektonStandIn::start(client, EXECUTION_NAMESPACE, Duration::from_secs(2));
     println!(
-        "controller running (PipelineRuns in {EXECUTION_NAMESPACE}); the Tekton stand-in finishes each PipelineRun after 2s"
+        "PipelineRuns go to {EXECUTION_NAMESPACE}; the Tekton stand-in finishes each PipelineRun after 2s"
     );
 
     println!("\n$ kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml");
@@ -241,8 +304,8 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
     print_audit_trail(&receiver).await;
     Ok(Product {
         webhook,
+        controller,
         receiver,
-        _controller: controller,
         _tekton: tekton,
     })
 }
