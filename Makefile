@@ -1,5 +1,5 @@
 # The two commands of the README, and helpers.
-.PHONY: up test images crds fmt mutants
+.PHONY: up test images crds chart-docs fmt mutants
 
 up:    ## bring up the local environment (control plane + CRDs + example), Ctrl-C to stop
 	bash scripts/local-up.sh
@@ -15,6 +15,9 @@ mutants:  ## mutation testing of the pure crates; FILES='glob ...' for a subset,
 
 crds:  ## regenerate the CRD and the webhooks' match conditions in the Helm chart
 	cargo run --quiet -p wfe-shared --bin crdgen
+
+chart-docs:  ## regenerate the README's configuration table from the chart's values.yaml
+	cargo run --quiet -p wfe-tools --bin chart-docs
 
 fmt:
 	cargo fmt --all

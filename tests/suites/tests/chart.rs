@@ -217,3 +217,86 @@ async fn every_rendered_manifest_is_accepted_by_the_api_server() {
         );
     }
 }
+
+#[test]
+fn the_readme_values_table_is_current() {
+    use wfe_tools::chart::{values_table, with_values_table};
+    let values = std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml");
+    let readme = std::fs::read_to_string(wfe_tools::repo_root().join("README.md")).expect("README");
+    let table = values_table(&values);
+    assert!(table.lines().count() > 80, "{table}");
+    let expected = with_values_table(&readme, &table).expect("README has the table's markers");
+    assert!(
+        readme == expected,
+        "README.md's values table is out of date: run `make chart-docs`"
+    );
+}
+
+/// The flags the chart sets itself (from other values), by binary.
+const CHART_SET_FLAGS: [(&str, &[&str]); 2] = [
+    (
+        "wfe-controller",
+        &[
+            "health-addr",
+            "execution-namespace",
+            "lease-namespace",
+            "identity",
+        ],
+    ),
+    (
+        "wfe-webhook",
+        &[
+            "listen-addr",
+            "health-addr",
+            "tls-cert-file",
+            "tls-key-file",
+        ],
+    ),
+];
+
+#[test]
+fn every_flag_of_each_binary_is_reachable_from_the_values() {
+    let values: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml"),
+    )
+    .expect("values parse");
+    for (binary, chart_set) in CHART_SET_FLAGS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image =
+            wfe_tools::images::unpack(binary, dir.path()).unwrap_or_else(|e| panic!("{e:#}"));
+        let help = std::process::Command::new(image.binary().expect("binary"))
+            .arg("--help")
+            .output()
+            .expect("--help");
+        let help = String::from_utf8_lossy(&help.stdout);
+        // Option lines start with `--name` (or `-x, --name`); descriptions mention flags too.
+        let mut flags: Vec<String> = help
+            .lines()
+            .map(str::trim_start)
+            .filter_map(|l| {
+                l.strip_prefix("--").or_else(|| {
+                    l.get(4..)?
+                        .strip_prefix("--")
+                        .filter(|_| l.starts_with('-'))
+                })
+            })
+            .filter_map(|f| f.split(['=', ' ', ',', '<']).next().map(str::to_owned))
+            .filter(|f| !f.is_empty() && f != "help" && f != "version")
+            .collect();
+        flags.sort();
+        flags.dedup();
+        let component = binary.trim_start_matches("wfe-");
+        let mut reachable: Vec<String> = values[component]["flags"]
+            .as_object()
+            .expect("flags")
+            .keys()
+            .cloned()
+            .chain(chart_set.iter().map(|s| s.to_string()))
+            .collect();
+        reachable.sort();
+        assert_eq!(
+            flags, reachable,
+            "{binary}: flags of --help vs values.{component}.flags + what the chart sets"
+        );
+    }
+}

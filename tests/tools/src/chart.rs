@@ -116,3 +116,93 @@ impl<'a> Helm<'a> {
         .await
     }
 }
+
+/// Where the README's configuration table sits.
+pub const VALUES_BEGIN: &str =
+    "<!-- values table: generated from values.yaml by `make chart-docs` -->";
+pub const VALUES_END: &str = "<!-- end of values table -->";
+
+/// The configuration table of the README, from the chart's `values.yaml`: one row per setting
+/// (a key with a scalar, an empty map or list, or a `flags` entry), with its default and the
+/// `# --` comment above it (or above its nearest commented parent).
+pub fn values_table(values_yaml: &str) -> String {
+    let mut rows = Vec::new();
+    let mut path: Vec<(usize, String, String)> = Vec::new(); // (indent, key, description)
+    let mut comment: Vec<String> = Vec::new();
+    let mut in_comment = false;
+    for line in values_yaml.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if let Some(text) = trimmed.strip_prefix("# --") {
+            comment = vec![text.trim().to_owned()];
+            in_comment = true;
+            continue;
+        }
+        if let Some(text) = trimmed.strip_prefix('#') {
+            if in_comment {
+                comment.push(text.trim().to_owned());
+            }
+            continue;
+        }
+        if trimmed.is_empty() {
+            comment.clear();
+            in_comment = false;
+            continue;
+        }
+        in_comment = false;
+        let Some((key, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if trimmed.starts_with('-') {
+            continue;
+        }
+        while path.last().is_some_and(|(i, _, _)| *i >= indent) {
+            path.pop();
+        }
+        // A comment describes the keys after it up to the next blank line or comment.
+        let description = if comment.is_empty() {
+            path.last().map(|(_, _, d)| d.clone()).unwrap_or_default()
+        } else {
+            comment.join(" ")
+        };
+        let value = value.trim();
+        let full: Vec<&str> = path
+            .iter()
+            .map(|(_, k, _)| k.as_str())
+            .chain([key])
+            .collect();
+        if value.is_empty() {
+            path.push((indent, key.to_owned(), description));
+            continue;
+        }
+        let inherited = path.last().map(|(_, _, d)| d.as_str()) == Some(description.as_str());
+        let shown = if inherited && path.last().is_some_and(|(_, k, _)| k == "flags") {
+            format!("`--{key}`")
+        } else {
+            description
+        };
+        rows.push(format!(
+            "| `{}` | `{}` | {} |",
+            full.join("."),
+            value.replace('|', "\\|"),
+            shown.replace('|', "\\|")
+        ));
+    }
+    let mut table = String::from("| value | default | what |\n|---|---|---|\n");
+    for row in rows {
+        table.push_str(&row);
+        table.push('\n');
+    }
+    table
+}
+
+/// `readme` with its configuration table replaced by `table`; `None` without the markers.
+pub fn with_values_table(readme: &str, table: &str) -> Option<String> {
+    let start = readme.find(VALUES_BEGIN)? + VALUES_BEGIN.len();
+    let end = readme.find(VALUES_END)?;
+    Some(format!(
+        "{}\n\n{table}\n{}",
+        &readme[..start],
+        &readme[end..]
+    ))
+}
