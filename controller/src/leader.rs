@@ -77,6 +77,8 @@ pub async fn run(
         }
         leading.store(false, Ordering::SeqCst);
         health.metrics.leader.set(0);
+        // What only the leader measures must not linger at its last value on a standby.
+        health.metrics.clear_leader_gauges();
         health.ready.store(true, Ordering::SeqCst);
         if shutting_down || shutdown.is_cancelled() {
             break;

@@ -141,6 +141,13 @@ async fn run_controller() -> anyhow::Result<()> {
         let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
         anyhow::bail!("invalid safety-rule settings:\n{}", lines.join("\n"));
     }
+    if args.lease_grace_seconds >= args.lease_duration_seconds {
+        anyhow::bail!(
+            "--lease-grace-seconds ({}) must be less than --lease-duration-seconds ({}): the leader renews that long before the lease expires",
+            args.lease_grace_seconds,
+            args.lease_duration_seconds
+        );
+    }
     let identity = args
         .identity
         .or_else(|| std::env::var("HOSTNAME").ok())

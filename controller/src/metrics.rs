@@ -62,8 +62,10 @@ impl Metrics {
                     "wfe_controller_execution_duration_seconds",
                     "Start to completion of finished WorkflowExecutions, by outcome.",
                 )
+                // Up to the longest timeout (24h).
                 .buckets(vec![
-                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+                    14400.0, 43200.0, 86400.0,
                 ]),
                 &["outcome"],
             )?,
@@ -184,13 +186,24 @@ impl Metrics {
         m.registry.register(Box::new(m.audit_capacity.clone()))?;
         m.registry.register(Box::new(m.failures.clone()))?;
         m.registry.register(Box::new(m.past_deadline.clone()))?;
-        // Every phase's series exists from the start, so the alert sees 0, not nothing.
+        // Series the alerts compare exist from the start, so they read 0, not nothing.
         for phase in ["Pending", "Running"] {
             m.past_deadline.with_label_values(&[phase]).set(0);
+        }
+        for result in ["delivered", "deferred", "rejected"] {
+            m.audit_events.with_label_values(&[result]);
         }
         m.registry
             .register(Box::new(m.audit_request_duration.clone()))?;
         Ok(m)
+    }
+
+    /// Zeroes the gauges only the leader keeps current (its cache's view): a standby reports 0.
+    pub fn clear_leader_gauges(&self) {
+        self.lock_holders.set(0);
+        for phase in ["Pending", "Running"] {
+            self.past_deadline.with_label_values(&[phase]).set(0);
+        }
     }
 
     pub fn render(&self) -> String {

@@ -76,6 +76,31 @@ fn bad_safety_rules_stop_it_at_startup_naming_each_setting() {
 }
 
 #[test]
+fn a_lease_grace_not_shorter_than_the_lease_stops_it_at_startup() {
+    for (duration, grace) in [("5", "5"), ("5", "6")] {
+        let out = Command::new(BIN)
+            .args([
+                "--lease-duration-seconds",
+                duration,
+                "--lease-grace-seconds",
+                grace,
+            ])
+            .env("WFE_CONTROLLER_HEALTH_ADDR", "127.0.0.1:0")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .output()
+            .expect("runs");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "--lease-grace-seconds ({grace}) must be less than --lease-duration-seconds ({duration})"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn without_a_cluster_it_serves_health_is_not_ready_says_why_and_stops_on_sigterm() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -33,8 +33,10 @@ impl Metrics {
                 "wfe_webhook_admission_duration_seconds",
                 "Time from receiving an admission request body to having its answer, by endpoint.",
             )
+            // Up to the API server's 5 s timeout.
             .buckets(vec![
-                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1,
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5,
+                1.0, 5.0,
             ]),
             &["endpoint"],
         )?;

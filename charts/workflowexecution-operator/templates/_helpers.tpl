@@ -9,6 +9,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The leader-election Lease: controller.flags.lease-name, or <fullname>-leader. */}}
+{{- define "wfe.leaseName" -}}
+{{- default (printf "%s-leader" (include "wfe.fullname" .)) (index .Values.controller.flags "lease-name") -}}
+{{- end -}}
+
 {{- define "wfe.controller" -}}{{ include "wfe.fullname" . }}-controller{{- end -}}
 {{- define "wfe.webhook" -}}{{ include "wfe.fullname" . }}-webhook{{- end -}}
 {{- define "wfe.tlsSecret" -}}
@@ -57,14 +62,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- $svc := include "wfe.webhook" . -}}
 {{- $names := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) -}}
 {{- $host := include "wfe.urlHost" . -}}
-{{- if and $host (not (regexMatch "^[0-9.:]+$" $host)) -}}{{- $names = append $names $host -}}{{- end -}}
+{{- if and $host (not (include "wfe.isIP" $host)) -}}{{- $names = append $names $host -}}{{- end -}}
 {{- toJson $names -}}
 {{- end -}}
 
 {{/* IP addresses of the serving certificate (the URL's host when it is an IP). */}}
 {{- define "wfe.ipAddresses" -}}
 {{- $host := include "wfe.urlHost" . -}}
-{{- if and $host (regexMatch "^[0-9.:]+$" $host) -}}{{- toJson (list $host) -}}{{- else -}}[]{{- end -}}
+{{- if and $host (include "wfe.isIP" $host) -}}{{- toJson (list $host) -}}{{- else -}}[]{{- end -}}
+{{- end -}}
+
+{{/* "true" when a host (without port or brackets) is an IPv4 or IPv6 address, else "". */}}
+{{- define "wfe.isIP" -}}
+{{- if or (regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$" .) (contains ":" .) -}}true{{- end -}}
 {{- end -}}
 
 {{/* Restricted pod security, shared by both Deployments. */}}
@@ -116,4 +126,17 @@ service:
 {{- with .caBundle }}
 caBundle: {{ . }}
 {{- end }}
+{{- end -}}
+
+{{/* Settings that only make sense together, checked before anything is rendered. */}}
+{{- define "wfe.checks" -}}
+{{- $flags := .Values.controller.flags -}}
+{{- $duration := index $flags "lease-duration-seconds" | default 15 | int -}}
+{{- $grace := index $flags "lease-grace-seconds" | default 5 | int -}}
+{{- if ge $grace $duration -}}
+{{- fail (printf "controller.flags.lease-grace-seconds (%d) must be less than controller.flags.lease-duration-seconds (%d)" $grace $duration) -}}
+{{- end -}}
+{{- if and (eq (int .Values.webhook.replicas) 0) (not .Values.webhook.url) -}}
+{{- fail "webhook.replicas is 0 while the webhook configurations (failurePolicy Fail) point at its Service: every WorkflowExecution create would be refused; set webhook.url or replicas >= 1" -}}
+{{- end -}}
 {{- end -}}

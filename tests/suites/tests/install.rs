@@ -384,8 +384,8 @@ async fn install_run_forbid_scrape_upgrade_uninstall() {
     );
     assert_forbidden(
         who,
-        "create a Lease",
-        Api::<Lease>::namespaced(ctl.clone(), &release.namespace)
+        "create a Lease outside the release namespace",
+        Api::<Lease>::namespaced(ctl.clone(), &release.execution_namespace)
             .create(
                 &PostParams::default(),
                 &serde_json::from_value(json!({"metadata": {"name": "other"}})).expect("lease"),
@@ -535,15 +535,17 @@ async fn install_run_forbid_scrape_upgrade_uninstall() {
     }
     assert!(queries >= 15, "{queries} dashboard queries");
     let rules = eventually(
-        "every alert rule evaluated",
+        "every alert rule evaluated without error, and silent (a rule evaluated before the first scrape may be pending for a moment)",
         Duration::from_secs(30),
         || async {
             let rules = prometheus.rules().await.ok()?;
-            (!rules.is_empty() && rules.iter().all(|r| r["health"] == "ok")).then_some(rules)
+            let healthy = rules.iter().all(|r| r["health"] == "ok");
+            let silent = rules.iter().all(|r| r["state"] == "inactive");
+            (!rules.is_empty() && healthy && silent).then_some(rules)
         },
     )
     .await;
-    assert_eq!(rules.len(), 8, "{rules:?}");
+    assert_eq!(rules.len(), 11, "{rules:?}");
     let firing: Vec<&Value> = rules
         .iter()
         .filter(|r| r["state"] == "firing" || r["state"] == "pending")
@@ -592,6 +594,47 @@ async fn install_run_forbid_scrape_upgrade_uninstall() {
     wfe_tools::webhook::wait_effective(&client, &release.apps)
         .await
         .expect("still admitting after the upgrade");
+
+    // A name the certificate must carry changes (the webhook is now called as `localhost`): a new
+    // certificate is issued by the same CA, so the caBundle stays; the pod picks it up.
+    let mut by_name = release.values(json!({"controller": {"flags": {"cooldown": "1m"}}}));
+    by_name["webhook"]["url"] = json!(format!("https://localhost:{}", release.webhook_port));
+    helm.deploy("upgrade", &release.name, &release.namespace, &by_name)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let reissued = secrets
+        .get(&tls)
+        .await
+        .expect("tls secret")
+        .data
+        .expect("data");
+    let before = before.expect("data");
+    assert_eq!(reissued["ca.crt"], before["ca.crt"], "same CA");
+    assert_ne!(
+        reissued["tls.crt"], before["tls.crt"],
+        "a new certificate for the new name"
+    );
+    let ca_renamed = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get(&format!("{}-webhook", release.fullname()))
+        .await
+        .expect("vwc")
+        .webhooks
+        .expect("webhooks")[0]
+        .client_config
+        .ca_bundle
+        .clone();
+    assert_eq!(
+        ca_renamed, ca_before,
+        "the CA the API server trusts is unchanged"
+    );
+    wfe_tools::webhook::wait_effective(&client, &release.apps)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "admitting at https://localhost: {e:#}\n{}",
+                pods.webhook.log_text()
+            )
+        });
 
     // Graceful stop, then helm uninstall leaves nothing but the CRD.
     let Pods {
@@ -658,14 +701,15 @@ async fn install_run_forbid_scrape_upgrade_uninstall() {
         "left in the execution namespace: {}",
         out.text()
     );
-    // No namespace controller runs here: the execution namespace stays Terminating, deleted.
+    // The execution namespace is kept (helm.sh/resource-policy: keep): it holds the workflows'
+    // ServiceAccounts and any PipelineRun still running. Nothing of the release is left in it.
     let exec_ns = Api::<Namespace>::all(client.clone())
-        .get_opt(&release.execution_namespace)
+        .get(&release.execution_namespace)
         .await
-        .expect("get");
+        .expect("the execution namespace is kept");
     assert!(
-        exec_ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()),
-        "the execution namespace is deleted"
+        exec_ns.metadata.deletion_timestamp.is_none(),
+        "and not being deleted"
     );
     Api::<CustomResourceDefinition>::all(client.clone())
         .get("workflowexecutions.kubernaut.ai")

@@ -2,7 +2,7 @@
 //! without nodes: the container's arguments and environment as the Deployment gives them, its
 //! Secret volumes materialised on disk (with the kubelet's atomic `..data` swap when a Secret
 //! changes), and — unless the pod opts out — a token of its ServiceAccount (TokenRequest) as its
-//! only credential. Listen addresses move from 0.0.0.0 to 127.0.0.1; nothing else is changed.
+//! only credential. Listen addresses move from 0.0.0.0 or [::] to 127.0.0.1; nothing else changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,7 +90,9 @@ impl LocalPod {
             .skip(1)
             .chain(container.args.iter().flatten())
         {
-            let mut arg = arg.replace("=0.0.0.0:", "=127.0.0.1:");
+            let mut arg = arg
+                .replace("=0.0.0.0:", "=127.0.0.1:")
+                .replace("=[::]:", "=127.0.0.1:");
             for (path, local) in &mounts {
                 arg = arg.replace(path.as_str(), &local.display().to_string());
             }
