@@ -214,3 +214,34 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_series_alerts_compare_exist_from_the_start() {
+        let text = Metrics::new().expect("metrics").render();
+        for series in [
+            r#"wfe_controller_audit_events_total{result="delivered"} 0"#,
+            r#"wfe_controller_audit_events_total{result="deferred"} 0"#,
+            r#"wfe_controller_audit_events_total{result="rejected"} 0"#,
+            r#"wfe_controller_executions_past_deadline{phase="Pending"} 0"#,
+            r#"wfe_controller_executions_past_deadline{phase="Running"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_standby_reports_no_leader_only_counts() {
+        let m = Metrics::new().expect("metrics");
+        m.lock_holders.set(3);
+        m.past_deadline.with_label_values(&["Running"]).set(2);
+        m.past_deadline.with_label_values(&["Pending"]).set(1);
+        m.clear_leader_gauges();
+        assert_eq!(m.lock_holders.get(), 0);
+        assert_eq!(m.past_deadline.with_label_values(&["Running"]).get(), 0);
+        assert_eq!(m.past_deadline.with_label_values(&["Pending"]).get(), 0);
+    }
+}

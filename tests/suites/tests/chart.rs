@@ -94,6 +94,20 @@ async fn bad_values_are_refused_naming_the_value() {
             json!({"webhook": {"tls": {"mode": "secret", "secretName": "x"}}}),
             "webhook.tls.caBundle",
         ),
+        (
+            json!({"webhook": {"tls": {"mode": "secret", "secretName": "x", "caBundle": "QUJD"}}}),
+            "/webhook/tls/caBundle",
+        ),
+        (
+            json!({"webhook": {"tls": {"mode": "certManager", "certManager": {"issuerRef": {"kind": "ClusterIssuer"}}}}}),
+            "/webhook/tls/certManager/issuerRef",
+        ),
+        (
+            json!({"controller": {"flags": {"lease-duration-seconds": 5}}}),
+            "controller.flags.lease-grace-seconds (5) must be less than controller.flags.lease-duration-seconds (5)",
+        ),
+        (json!({"webhook": {"replicas": 0}}), "webhook.replicas is 0"),
+        (json!({"listenHost": "localhost"}), "/listenHost"),
     ] {
         let err = helm
             .template("bad", "wfe-system", &values)
