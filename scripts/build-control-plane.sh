@@ -133,6 +133,14 @@ fetch_prometheus() {
 }
 
 # Builds one Go command from a module into $CACHE_ROOT/<dir>/<name>: go_tool dir name module@version package
+# Names the current build of a hash-keyed piece: pointer name, directory. Atomic (several test
+# processes run this script at once and read the pointer right after).
+point_to() {
+  local file="$CACHE_ROOT/$1"
+  [[ "$(cat "$file" 2>/dev/null)" == "$2" ]] && return
+  printf '%s\n' "$2" >"$file.tmp.$$" && mv -f "$file.tmp.$$" "$file"
+}
+
 go_tool() {
   local out="$CACHE_ROOT/$1" name=$2 module=$3 package=$4
   if [[ -x "$out/$name" ]]; then return; fi
@@ -163,7 +171,7 @@ build_cert_manager() {
   local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/cert-manager"
   local hash; hash=$(cd "$src" && cat go.mod go.sum */main.go | sha256sum | cut -c1-12)
   local out="$CACHE_ROOT/cert-manager-v$CERT_MANAGER_VERSION-$hash"
-  if [[ -x "$out/cm-controller" && -x "$out/cm-cainjector" ]]; then echo "$out" >"$CACHE_ROOT/cert-manager-current"; return; fi
+  if [[ -x "$out/cm-controller" && -x "$out/cm-cainjector" ]]; then point_to cert-manager-current "$out"; return; fi
   log "building cert-manager v$CERT_MANAGER_VERSION controller and cainjector (first time only; ~3 min on 2 cores)"
   local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
   cp -r "$src"/. "$work/"
@@ -171,7 +179,7 @@ build_cert_manager() {
     && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/bin/cm-controller" ./controller >&2 \
     && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/bin/cm-cainjector" ./cainjector >&2)
   mkdir -p "$out" && mv "$work/bin/cm-controller" "$work/bin/cm-cainjector" "$out/"
-  echo "$out" >"$CACHE_ROOT/cert-manager-current"
+  point_to cert-manager-current "$out"
 }
 
 build_tekton_validate() {
@@ -181,14 +189,14 @@ build_tekton_validate() {
   local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/tekton-validate"
   local hash; hash=$(cd "$src" && cat go.mod go.sum main.go | sha256sum | cut -c1-12)
   local out="$CACHE_ROOT/tekton-validate-v$TEKTON_VERSION-$hash"
-  if [[ -x "$out/tekton-validate" ]]; then echo "$out" >"$CACHE_ROOT/tekton-validate-current"; return; fi
+  if [[ -x "$out/tekton-validate" ]]; then point_to tekton-validate-current "$out"; return; fi
   log "building tekton-validate from Tekton v$TEKTON_VERSION's Go module (first time only)"
   local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
   cp -r "$src"/. "$work/"
   (cd "$work" && go mod edit -require="github.com/tektoncd/pipeline@v$TEKTON_VERSION" && go mod tidy >&2 \
     && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/tekton-validate" . >&2)
   mkdir -p "$out" && mv "$work/tekton-validate" "$out/"
-  echo "$out" >"$CACHE_ROOT/tekton-validate-current"
+  point_to tekton-validate-current "$out"
 }
 
 build_helm() {
