@@ -164,39 +164,38 @@ fetch_cert_manager_crds() {
   touch "$out/.complete"
 }
 
-build_cert_manager() {
-  # cert-manager's controllers and cainjector, built from its Go module with the small mains in
-  # tests/cert-manager (the upstream mains are modules of their own that the proxy does not serve).
-  # Cached by version and by the hash of those sources.
-  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/cert-manager"
-  local hash; hash=$(cd "$src" && cat go.mod go.sum */main.go | sha256sum | cut -c1-12)
-  local out="$CACHE_ROOT/cert-manager-v$CERT_MANAGER_VERSION-$hash"
-  if [[ -x "$out/cm-controller" && -x "$out/cm-cainjector" ]]; then point_to cert-manager-current "$out"; return; fi
-  log "building cert-manager v$CERT_MANAGER_VERSION controller and cainjector (first time only; ~3 min on 2 cores)"
+# Builds Go mains of ours (tests/<dir>) against an upstream module, cached by that module's version
+# and by the hash of our sources; names the build in $CACHE_ROOT/<dir>-current.
+#   our_mains dir module@version binary=package...
+our_mains() {
+  local dir=$1 module=$2; shift 2
+  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/$dir"
+  local hash; hash=$(cd "$src" && find . -name '*.go' -o -name go.mod -o -name go.sum | sort | xargs cat | sha256sum | cut -c1-12)
+  local out="$CACHE_ROOT/$dir-v${module##*@v}-$hash" pair missing=""
+  for pair in "$@"; do [[ -x "$out/${pair%%=*}" ]] || missing=1; done
+  if [[ -z $missing ]]; then point_to "$dir-current" "$out"; return; fi
+  log "building $* from $module (first time only)"
   local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
   cp -r "$src"/. "$work/"
-  (cd "$work" && go mod edit -require="github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" && go mod tidy >&2 \
-    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/bin/cm-controller" ./controller >&2 \
-    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/bin/cm-cainjector" ./cainjector >&2)
-  mkdir -p "$out" && mv "$work/bin/cm-controller" "$work/bin/cm-cainjector" "$out/"
-  point_to cert-manager-current "$out"
+  (cd "$work" && go mod edit -require="$module" && go mod tidy >&2)
+  mkdir -p "$out"
+  for pair in "$@"; do
+    (cd "$work" && go build -p 2 -trimpath -ldflags "-s -w" -o "$out/${pair%%=*}" "${pair#*=}" >&2)
+  done
+  point_to "$dir-current" "$out"
+}
+
+build_cert_manager() {
+  # cert-manager's controllers and cainjector with the small mains in tests/cert-manager (the
+  # upstream mains are modules of their own that the proxy does not serve); ~3 min the first time.
+  our_mains cert-manager "github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" \
+    cm-controller=./controller cm-cainjector=./cainjector
 }
 
 build_tekton_validate() {
-  # Tekton's own SetDefaults + Validate of a PipelineRun (tests/tekton-validate), built from
-  # Tekton's Go module: the contract test of our PipelineRun builder. Cached by version and by the
-  # hash of our main.
-  local src; src="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/tekton-validate"
-  local hash; hash=$(cd "$src" && cat go.mod go.sum main.go | sha256sum | cut -c1-12)
-  local out="$CACHE_ROOT/tekton-validate-v$TEKTON_VERSION-$hash"
-  if [[ -x "$out/tekton-validate" ]]; then point_to tekton-validate-current "$out"; return; fi
-  log "building tekton-validate from Tekton v$TEKTON_VERSION's Go module (first time only)"
-  local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
-  cp -r "$src"/. "$work/"
-  (cd "$work" && go mod edit -require="github.com/tektoncd/pipeline@v$TEKTON_VERSION" && go mod tidy >&2 \
-    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/tekton-validate" . >&2)
-  mkdir -p "$out" && mv "$work/tekton-validate" "$out/"
-  point_to tekton-validate-current "$out"
+  # Tekton's own SetDefaults + Validate of a PipelineRun (tests/tekton-validate): the contract test
+  # of our PipelineRun builder.
+  our_mains tekton-validate "github.com/tektoncd/pipeline@v$TEKTON_VERSION" tekton-validate=.
 }
 
 build_helm() {

@@ -78,19 +78,13 @@ impl<'a> Helm<'a> {
         namespace: &str,
         values: &Value,
     ) -> anyhow::Result<String> {
-        let file = self.values_file(values)?;
-        let chart = chart_dir();
-        self.ok(&[
+        self.with_chart(
             "template",
             release,
-            &chart.display().to_string(),
-            "--namespace",
             namespace,
-            "--kube-version",
-            KUBE_VERSION,
-            "-f",
-            &file.display().to_string(),
-        ])
+            values,
+            &["--kube-version", KUBE_VERSION],
+        )
         .await
     }
 
@@ -102,18 +96,23 @@ impl<'a> Helm<'a> {
         namespace: &str,
         values: &Value,
     ) -> anyhow::Result<String> {
-        let file = self.values_file(values)?;
-        let chart = chart_dir();
-        self.ok(&[
-            verb,
-            release,
-            &chart.display().to_string(),
-            "--namespace",
-            namespace,
-            "-f",
-            &file.display().to_string(),
-        ])
-        .await
+        self.with_chart(verb, release, namespace, values, &[]).await
+    }
+
+    /// `helm <verb> <release> <chart> --namespace <namespace> -f <values> <extra>`.
+    async fn with_chart(
+        &self,
+        verb: &str,
+        release: &str,
+        namespace: &str,
+        values: &Value,
+        extra: &[&str],
+    ) -> anyhow::Result<String> {
+        let file = self.values_file(values)?.display().to_string();
+        let chart = chart_dir().display().to_string();
+        let mut args = vec![verb, release, &chart, "--namespace", namespace, "-f", &file];
+        args.extend_from_slice(extra);
+        self.ok(&args).await
     }
 }
 
