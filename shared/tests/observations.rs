@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use wfe_shared::admission::validation::validate;
-use wfe_shared::api::{Phase, SkipReason};
+use wfe_shared::api::{FailureReason, Phase, SkipReason};
 use wfe_shared::fixtures::execution;
 use wfe_shared::plan::{CreateResult, EventReason, LogLevel, LogLine};
 use wfe_shared::tekton::PipelineRunStatus;
@@ -91,6 +91,19 @@ fn names_are_spelled_as_the_api_and_the_metrics_spell_them() {
         SkipReason::PreviousExecutionFailed,
     ] {
         assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+    }
+    for (r, s) in [
+        (FailureReason::OOMKilled, "OOMKilled"),
+        (FailureReason::DeadlineExceeded, "DeadlineExceeded"),
+        (FailureReason::Forbidden, "Forbidden"),
+        (FailureReason::ResourceExhausted, "ResourceExhausted"),
+        (FailureReason::ConfigurationError, "ConfigurationError"),
+        (FailureReason::ImagePullBackOff, "ImagePullBackOff"),
+        (FailureReason::TaskFailed, "TaskFailed"),
+        (FailureReason::Unknown, "Unknown"),
+    ] {
+        assert_eq!(r.as_str(), s);
+        assert_eq!(serde_json::to_value(r).unwrap(), s);
     }
     for (r, s) in [
         (EventReason::PipelineRunCreated, "PipelineRunCreated"),

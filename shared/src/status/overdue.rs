@@ -32,8 +32,9 @@ pub fn past_deadline(wfe: &WorkflowExecution, now: Timestamp, grace: Duration) -
         _ => None,
     }?;
     let allowed = execution_timeout(wfe) + grace;
-    let elapsed = now.as_second() - since.as_second();
-    (elapsed > 0 && elapsed as u64 > allowed.as_secs()).then_some(phase)
+    // A start in the future (clock skew) is not late.
+    let elapsed = u64::try_from(now.as_second() - since.as_second()).ok()?;
+    (elapsed > allowed.as_secs()).then_some(phase)
 }
 
 /// Counts the executions past their deadline.
@@ -93,6 +94,11 @@ mod tests {
             Some(Phase::Running)
         );
         assert_eq!(past_deadline(&running, at(700), GRACE), None);
+        assert_eq!(
+            past_deadline(&running, at(50), GRACE),
+            None,
+            "started in the future"
+        );
     }
 
     #[test]
