@@ -4,6 +4,8 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use wfe_shared::api::Phase;
+use wfe_shared::status::overdue::PastDeadline;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -187,9 +189,7 @@ impl Metrics {
         m.registry.register(Box::new(m.failures.clone()))?;
         m.registry.register(Box::new(m.past_deadline.clone()))?;
         // Series the alerts compare exist from the start, so they read 0, not nothing.
-        for phase in ["Pending", "Running"] {
-            m.past_deadline.with_label_values(&[phase]).set(0);
-        }
+        m.set_past_deadline(PastDeadline::default());
         for result in ["delivered", "deferred", "rejected"] {
             m.audit_events.with_label_values(&[result]);
         }
@@ -198,12 +198,22 @@ impl Metrics {
         Ok(m)
     }
 
+    /// `wfe_controller_executions_past_deadline`, one series per phase.
+    pub fn set_past_deadline(&self, late: PastDeadline) {
+        for (phase, count) in [
+            (Phase::Pending, late.pending),
+            (Phase::Running, late.running),
+        ] {
+            self.past_deadline
+                .with_label_values(&[phase.as_str()])
+                .set(count as i64);
+        }
+    }
+
     /// Zeroes the gauges only the leader keeps current (its cache's view): a standby reports 0.
     pub fn clear_leader_gauges(&self) {
         self.lock_holders.set(0);
-        for phase in ["Pending", "Running"] {
-            self.past_deadline.with_label_values(&[phase]).set(0);
-        }
+        self.set_past_deadline(PastDeadline::default());
     }
 
     pub fn render(&self) -> String {

@@ -159,16 +159,11 @@ pub async fn run_controller(
             while !stop.is_cancelled() {
                 metrics.lock_holders.set(runs.len() as i64);
                 let state = wfes.state();
-                let late = count_past_deadline(state.iter().map(|w| w.as_ref()), clock(), grace);
-                drop(state);
-                metrics
-                    .past_deadline
-                    .with_label_values(&["Pending"])
-                    .set(late.pending as i64);
-                metrics
-                    .past_deadline
-                    .with_label_values(&["Running"])
-                    .set(late.running as i64);
+                metrics.set_past_deadline(count_past_deadline(
+                    state.iter().map(|w| w.as_ref()),
+                    clock(),
+                    grace,
+                ));
                 targets.prune();
                 let _ = tokio::task::spawn_blocking(release_free_memory).await;
                 tokio::time::sleep(Duration::from_secs(2)).await;

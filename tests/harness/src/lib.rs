@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub use binaries::{Binaries, repo_root, yaml_files};
 pub use control_plane::{ControlPlane, CrdFiles, KubectlOutput};
-pub use process::{free_port, http_ok, spawn_bound};
+pub use process::{free_port, http_get, http_ok, spawn_bound};
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 

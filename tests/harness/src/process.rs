@@ -58,18 +58,24 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// `GET http://127.0.0.1:<port><path>` over plain HTTP; true on a 200.
 pub fn http_ok(port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(n) => String::from_utf8_lossy(&buf[..n]).contains(" 200 "),
-        Err(_) => false,
-    }
+    http_get(port, path).is_ok_and(|(code, _)| code == 200)
+}
+
+/// `GET http://127.0.0.1:<port><path>` over plain HTTP/1.0: the status code and the body,
+/// whatever the status (APIs answer errors in their body).
+pub fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("GET {path}: no status in {head:?}"))?;
+    Ok((code, body.to_owned()))
 }
 
 /// The last `max` bytes of a log file, for error messages.

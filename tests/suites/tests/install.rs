@@ -17,10 +17,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
-use wfe_harness::free_port;
 use wfe_shared::api::{Phase, WorkflowExecution};
 use wfe_shared::tekton::PipelineRun;
-use wfe_tools::chart::Helm;
+use wfe_tools::chart::{Helm, LocalPorts, merge};
 use wfe_tools::images;
 use wfe_tools::pod::{LocalPod, token};
 use wfe_tools::prometheus::{Prometheus, sample_value};
@@ -34,9 +33,7 @@ struct Release {
     execution_namespace: String,
     /// Where WorkflowExecutions are created (the only namespace this release's webhooks admit).
     apps: String,
-    webhook_port: u16,
-    webhook_metrics_port: u16,
-    controller_metrics_port: u16,
+    ports: LocalPorts,
 }
 
 impl Release {
@@ -55,44 +52,22 @@ impl Release {
             namespace: cp.namespace(client, "wfe-system").await,
             execution_namespace: unique_name("workflows"),
             apps,
-            webhook_port: free_port()?,
-            webhook_metrics_port: free_port()?,
-            controller_metrics_port: free_port()?,
+            ports: LocalPorts::free()?,
             name,
         })
     }
 
-    /// The values a developer gives the chart to run the binaries outside the cluster: the
-    /// webhook called at a local URL, the ports free here; everything else the chart's default.
+    /// The local-run values, the webhooks scoped to this release's `apps` namespace, `extra`.
     fn values(&self, extra: Value) -> Value {
-        let mut values = json!({
-            "executionNamespace": {"name": self.execution_namespace, "create": true},
-            "webhook": {
-                "url": format!("https://127.0.0.1:{}", self.webhook_port),
-                "port": self.webhook_port,
-                "metricsPort": self.webhook_metrics_port,
-                "namespaceSelector": {"matchLabels": {"wfe-release": self.name}},
-            },
-            "controller": {"metricsPort": self.controller_metrics_port},
-        });
-        merge(&mut values, extra);
-        values
+        let mut scoped =
+            json!({"webhook": {"namespaceSelector": {"matchLabels": {"wfe-release": self.name}}}});
+        merge(&mut scoped, extra);
+        self.ports.values(&self.execution_namespace, scoped)
     }
 
     /// The chart's name prefix (a release named `wfe…` is used as it is).
     fn fullname(&self) -> String {
         self.name.clone()
-    }
-}
-
-fn merge(into: &mut Value, from: Value) {
-    match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
     }
 }
 
@@ -598,7 +573,7 @@ async fn install_run_forbid_scrape_upgrade_uninstall() {
     // A name the certificate must carry changes (the webhook is now called as `localhost`): a new
     // certificate is issued by the same CA, so the caBundle stays; the pod picks it up.
     let mut by_name = release.values(json!({"controller": {"flags": {"cooldown": "1m"}}}));
-    by_name["webhook"]["url"] = json!(format!("https://localhost:{}", release.webhook_port));
+    by_name["webhook"]["url"] = json!(format!("https://localhost:{}", release.ports.webhook));
     helm.deploy("upgrade", &release.name, &release.namespace, &by_name)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -727,7 +702,7 @@ fn counter(exposition: &str, name: &str, labels: &str) -> f64 {
 }
 
 fn scrape(port: u16) -> String {
-    wfe_tools::prometheus::http_get(port, "/metrics")
+    wfe_harness::http_get(port, "/metrics")
         .map(|(_, body)| body)
         .unwrap_or_default()
 }

@@ -13,6 +13,53 @@ pub fn chart_dir() -> PathBuf {
     repo_root().join("charts/workflowexecution-operator")
 }
 
+/// Free local ports for a release whose pods run as local processes ([`crate::pod`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalPorts {
+    pub webhook: u16,
+    pub webhook_metrics: u16,
+    pub controller_metrics: u16,
+}
+
+impl LocalPorts {
+    pub fn free() -> anyhow::Result<Self> {
+        Ok(Self {
+            webhook: wfe_harness::free_port()?,
+            webhook_metrics: wfe_harness::free_port()?,
+            controller_metrics: wfe_harness::free_port()?,
+        })
+    }
+
+    /// The values a developer gives the chart to run the binaries outside the cluster: the webhook
+    /// called at its local URL, these ports, PipelineRuns in `execution_namespace` (created by the
+    /// release), `extra` merged on top; everything else the chart's default.
+    pub fn values(&self, execution_namespace: &str, extra: Value) -> Value {
+        let mut values = serde_json::json!({
+            "executionNamespace": {"name": execution_namespace, "create": true},
+            "webhook": {
+                "url": format!("https://127.0.0.1:{}", self.webhook),
+                "port": self.webhook,
+                "metricsPort": self.webhook_metrics,
+            },
+            "controller": {"metricsPort": self.controller_metrics},
+        });
+        merge(&mut values, extra);
+        values
+    }
+}
+
+/// Merges `from` into `into`, object by object; anything else in `from` replaces.
+pub fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
 /// The Kubernetes version the chart is linted and rendered for (the control plane's).
 pub const KUBE_VERSION: &str = "1.36.4";
 

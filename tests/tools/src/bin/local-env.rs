@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 use wfe_tools::audit::receiver::Receiver;
-use wfe_tools::chart::Helm;
+use wfe_tools::chart::{Helm, LocalPorts};
 use wfe_tools::pod::LocalPod;
 use wfe_tools::tekton::TektonStandIn;
 use wfe_tools::{ControlPlane, repo_root};
@@ -149,24 +149,18 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         "audit receiver (DataStorage-compatible, validating every batch against its OpenAPI document) at {}",
         receiver.url()
     );
-    let port = || wfe_harness::free_port();
-    let (hook_port, hook_metrics, controller_metrics) = (port()?, port()?, port()?);
-    let values = json!({
-        "executionNamespace": {"name": EXECUTION_NAMESPACE, "create": true},
-        "webhook": {
-            "url": format!("https://127.0.0.1:{hook_port}"),
-            "port": hook_port,
-            "metricsPort": hook_metrics,
-            "flags": {"log-format": "text"},
-        },
-        "controller": {
-            "metricsPort": controller_metrics,
-            "flags": {"log-format": "text", "audit-url": receiver.url()},
-        },
-    });
+    let ports = LocalPorts::free()?;
+    let values = ports.values(
+        EXECUTION_NAMESPACE,
+        json!({
+            "webhook": {"flags": {"log-format": "text"}},
+            "controller": {"flags": {"log-format": "text", "audit-url": receiver.url()}},
+        }),
+    );
     let helm = Helm::new(cp)?;
     println!(
-        "$ helm install {RELEASE} charts/workflowexecution-operator -n {RELEASE_NAMESPACE} --set webhook.url=https://127.0.0.1:{hook_port} ..."
+        "$ helm install {RELEASE} charts/workflowexecution-operator -n {RELEASE_NAMESPACE} --set webhook.url=https://127.0.0.1:{} ...",
+        ports.webhook
     );
     let installed = helm
         .deploy("install", RELEASE, RELEASE_NAMESPACE, &values)
