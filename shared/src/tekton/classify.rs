@@ -3,8 +3,8 @@
 //! the structure says nothing.
 
 use crate::api::FailureReason;
-use crate::tekton::PipelineRunStatus;
 use crate::tekton::observed::ObservedTaskRun;
+use crate::tekton::{PipelineRunStatus, StepState};
 
 /// What failed and why, before times and summary are added.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,11 +34,27 @@ pub fn classify(run: &PipelineRunStatus, task_runs: &[ObservedTaskRun]) -> Class
         .unwrap_or_default();
 
     let children: Vec<_> = run.task_run_children().collect();
-    let failed = children.iter().enumerate().find_map(|(i, child)| {
-        let tr = task_runs.iter().find(|tr| tr.name() == child.name)?;
-        let cond = tr.succeeded()?;
-        cond.is_false().then_some((i, child, tr, cond))
-    });
+    let seen = |child: &&crate::tekton::ChildStatusReference| {
+        task_runs.iter().find(|tr| tr.name() == child.name)
+    };
+    // The failed task: the first child whose TaskRun failed, else the first that had not
+    // succeeded when the run ended (Tekton marks a timed-out PipelineRun before it cancels the
+    // TaskRun that was running).
+    let failed = children
+        .iter()
+        .enumerate()
+        .find_map(|(i, child)| {
+            let tr = seen(child)?;
+            let cond = tr.succeeded()?;
+            cond.is_false().then_some((i, child, tr, cond))
+        })
+        .or_else(|| {
+            children.iter().enumerate().find_map(|(i, child)| {
+                let tr = seen(child)?;
+                let cond = tr.succeeded()?;
+                (!cond.is_true()).then_some((i, child, tr, cond))
+            })
+        });
 
     let mut c = Classification {
         reason: FailureReason::Unknown,
@@ -57,24 +73,41 @@ pub fn classify(run: &PipelineRunStatus, task_runs: &[ObservedTaskRun]) -> Class
             .pipeline_task_name
             .clone()
             .unwrap_or_else(|| child.name.clone());
+        let task_reason = condition.reason.as_deref().unwrap_or("");
+        let task_message = condition.message.as_deref().unwrap_or("");
         let steps = task_run
             .status
             .as_ref()
             .map(|s| s.steps.as_slice())
             .unwrap_or(&[]);
+        // When Tekton stops a TaskRun (cancel, timeout, image pull), it writes every unfinished
+        // step as terminated with exit code 1 and the TaskRun's own reason: no step exited.
+        let exited = |s: &&StepState| {
+            s.terminated.as_ref().is_some_and(|t| {
+                t.reason
+                    .as_deref()
+                    .is_none_or(|r| r.is_empty() || r != task_reason)
+            })
+        };
         let first_failed_step = steps.iter().find(|s| {
-            s.terminated
-                .as_ref()
-                .is_some_and(|t| t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled"))
+            (exited(s)
+                && s.terminated
+                    .as_ref()
+                    .is_some_and(|t| t.exit_code != 0 || t.reason.as_deref() == Some("OOMKilled")))
                 || s.waiting.is_some()
         });
-        c.failed_step_name = first_failed_step.and_then(|s| s.name.clone());
+        c.failed_step_name = first_failed_step
+            .and_then(|s| s.name.clone())
+            .or_else(|| step_named_in(task_reason, task_message));
         c.exit_code = steps
             .iter()
+            .filter(exited)
             .filter_map(|s| s.terminated.as_ref().map(|t| t.exit_code))
             .find(|&code| code != 0);
-        if let Some(m) = condition.message.clone().filter(|m| !m.is_empty()) {
-            c.message = m;
+        // A TaskRun cancelled because its PipelineRun ended (timed out, was cancelled), or one
+        // still running, says less than the PipelineRun itself.
+        if condition.is_false() && !task_message.is_empty() && task_reason != "TaskRunCancelled" {
+            c.message = task_message.to_owned();
         }
         let oom = steps.iter().any(|s| {
             s.terminated
@@ -95,7 +128,7 @@ pub fn classify(run: &PipelineRunStatus, task_runs: &[ObservedTaskRun]) -> Class
         } else if image_pull {
             Some(FailureReason::ImagePullBackOff)
         } else {
-            reason_from_task_run(condition.reason.as_deref().unwrap_or(""))
+            reason_from_task_run(task_reason)
                 .or(structured)
                 .or(Some(FailureReason::TaskFailed))
         };
@@ -114,6 +147,37 @@ pub fn classify(run: &PipelineRunStatus, task_runs: &[ObservedTaskRun]) -> Class
     );
     c.was_execution_failure = run.start_time.is_some() && !children.is_empty() && !before_start;
     c
+}
+
+/// A pipeline that could not be resolved from its bundle: Tekton's message gives the bundle only
+/// as a registry URL, so the message starts with the reference the execution asked for.
+pub fn naming_the_bundle(
+    mut c: Classification,
+    run: &PipelineRunStatus,
+    bundle: &str,
+) -> Classification {
+    let unresolved = run
+        .succeeded()
+        .and_then(|cond| cond.reason.as_deref())
+        .is_some_and(|r| r == "CouldntGetPipeline");
+    if unresolved && !c.message.contains(bundle) {
+        c.message = format!(
+            "workflow bundle {bundle} could not be resolved: {}",
+            c.message
+        );
+    }
+    c
+}
+
+/// The step Tekton names in an image pull failure, whose step states it has overwritten: the
+/// message reads `the step "apply" in TaskRun "x" failed to pull the image ...`.
+fn step_named_in(task_reason: &str, message: &str) -> Option<String> {
+    if task_reason != "TaskRunImagePullFailed" {
+        return None;
+    }
+    let rest = message.strip_prefix("the step \"")?;
+    let (step, _) = rest.split_once('"')?;
+    (!step.is_empty()).then(|| step.to_owned())
 }
 
 fn reason_from_pipeline_run(reason: &str) -> Option<FailureReason> {
@@ -640,5 +704,182 @@ mod tests {
         let c = classify(&status, &[]);
         assert_eq!(c.reason, Forbidden);
         assert!(c.was_execution_failure, "a started run with children");
+    }
+    /// A step as Tekton writes it when it stops the TaskRun: exit 1 with the TaskRun's reason.
+    fn stopped(name: &str, reason: &str) -> StepState {
+        StepState {
+            termination_reason: Some(reason.into()),
+            ..terminated(name, 1, reason)
+        }
+    }
+
+    fn failed_task_run(
+        name: &str,
+        reason: &str,
+        message: &str,
+        steps: Vec<StepState>,
+    ) -> ObservedTaskRun {
+        let mut tr = TaskRun::new(name, TaskRunSpec::default());
+        tr.status = Some(TaskRunStatus {
+            conditions: vec![cond("False", reason, message)],
+            steps,
+            ..Default::default()
+        });
+        tr.into()
+    }
+
+    /// What the real Tekton v1.15 writes for a PipelineRun that timed out while step `apply` ran.
+    #[test]
+    fn a_pipeline_timeout_reports_the_running_task_but_no_step_or_exit_code() {
+        let status = run(
+            "PipelineRunTimeout",
+            "PipelineRun \"pr\" failed to finish within \"10s\"",
+            &[("pr-check", "check"), ("pr-remediate", "remediate")],
+        );
+        let check = task_run(
+            "pr-check",
+            "True",
+            "Succeeded",
+            vec![terminated("inspect", 0, "Completed")],
+        );
+        let cancelled = failed_task_run(
+            "pr-remediate",
+            "TaskRunCancelled",
+            "TaskRun \"pr-remediate\" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has timed out.",
+            vec![
+                stopped("prepare", "TaskRunCancelled"),
+                stopped("apply", "TaskRunCancelled"),
+            ],
+        );
+        let c = classify(&status, &[check.clone(), cancelled]);
+        assert_eq!(c.reason, FailureReason::DeadlineExceeded);
+        assert_eq!(
+            (c.failed_task_index, c.failed_task_name.as_str()),
+            (1, "remediate")
+        );
+        assert_eq!(
+            c.failed_step_name, None,
+            "Tekton wrote every step as stopped"
+        );
+        assert_eq!(c.exit_code, None, "no step exited by itself");
+        assert_eq!(
+            c.message,
+            "PipelineRun \"pr\" failed to finish within \"10s\""
+        );
+        assert!(c.was_execution_failure);
+
+        // Tekton marks the PipelineRun before it cancels the TaskRun: seen still running, the
+        // TaskRun is the failed task, and the PipelineRun's message stands.
+        let mut running = TaskRun::new("pr-remediate", TaskRunSpec::default());
+        running.status = Some(TaskRunStatus {
+            conditions: vec![cond(
+                "Unknown",
+                "Running",
+                "Not all Steps in the Task have finished executing",
+            )],
+            ..Default::default()
+        });
+        let c = classify(&status, &[check, running.into()]);
+        assert_eq!(c.reason, FailureReason::DeadlineExceeded);
+        assert_eq!(
+            (c.failed_task_index, c.failed_task_name.as_str()),
+            (1, "remediate")
+        );
+        assert_eq!(
+            c.message,
+            "PipelineRun \"pr\" failed to finish within \"10s\""
+        );
+    }
+
+    /// What the real Tekton v1.15 writes for an image that cannot be pulled: the pod is deleted and
+    /// every step reads exit 1, TaskRunImagePullFailed; only the message names the step.
+    #[test]
+    fn an_image_pull_failure_names_the_step_from_tektons_message() {
+        let status = run(
+            "Failed",
+            "Tasks Completed: 2 (Failed: 1, Cancelled 0), Skipped: 0",
+            &[("t", "remediate")],
+        );
+        let message = "the step \"apply\" in TaskRun \"t\" failed to pull the image \"\". The pod errored with the message: \"Back-off pulling image \"x\".\"";
+        let tr = failed_task_run(
+            "t",
+            "TaskRunImagePullFailed",
+            message,
+            vec![
+                stopped("prepare", "TaskRunImagePullFailed"),
+                stopped("apply", "TaskRunImagePullFailed"),
+            ],
+        );
+        let c = classify(&status, &[tr]);
+        assert_eq!(c.reason, FailureReason::ImagePullBackOff);
+        assert_eq!(c.failed_step_name.as_deref(), Some("apply"));
+        assert_eq!(c.exit_code, None);
+        assert_eq!(c.message, message);
+        assert!(!c.was_execution_failure);
+        // The message names a step only for an image pull failure, and only in Tekton's words.
+        assert_eq!(step_named_in("StepFailed", message), None);
+        assert_eq!(
+            step_named_in("TaskRunImagePullFailed", "the step \"\" in"),
+            None
+        );
+        assert_eq!(
+            step_named_in("TaskRunImagePullFailed", "a step \"apply\""),
+            None
+        );
+    }
+
+    /// What the real Tekton v1.15 writes for a step exiting 1 and for an OOMKilled step.
+    #[test]
+    fn step_failed_and_step_oom_come_with_their_step_and_exit_code() {
+        let status = run("Failed", "", &[("t", "remediate")]);
+        let tr = failed_task_run(
+            "t",
+            "StepFailed",
+            "\"step-apply\" exited with code 1: Error",
+            vec![
+                terminated("prepare", 0, "Completed"),
+                terminated("apply", 1, "Error"),
+                terminated("verify", 1, "Error"),
+            ],
+        );
+        let c = classify(&status, &[tr]);
+        assert_eq!(c.reason, FailureReason::TaskFailed);
+        assert_eq!(
+            (c.failed_step_name.as_deref(), c.exit_code),
+            (Some("apply"), Some(1))
+        );
+        let tr = failed_task_run(
+            "t",
+            "StepOOM",
+            "\"step-apply\" exited with code 137: OOMKilled",
+            vec![
+                terminated("prepare", 0, "Completed"),
+                terminated("apply", 137, "OOMKilled"),
+            ],
+        );
+        let c = classify(&status, &[tr]);
+        assert_eq!(c.reason, FailureReason::OOMKilled);
+        assert_eq!(
+            (c.failed_step_name.as_deref(), c.exit_code),
+            (Some("apply"), Some(137))
+        );
+    }
+
+    #[test]
+    fn an_unresolved_bundle_is_named_in_the_message() {
+        let bundle = "registry.example/wf/restart:v1";
+        let tekton = "resolver failed to get Pipeline: GET https://registry.example/v2/wf/restart/manifests/v1: NAME_UNKNOWN";
+        let status = run("CouldntGetPipeline", tekton, &[]);
+        let c = naming_the_bundle(classify(&status, &[]), &status, bundle);
+        assert_eq!(
+            c.message,
+            format!("workflow bundle {bundle} could not be resolved: {tekton}")
+        );
+        // Named once, and only for a resolution failure.
+        let again = naming_the_bundle(c.clone(), &status, bundle);
+        assert_eq!(again.message, c.message);
+        let other = run("PipelineRunTimeout", tekton, &[]);
+        let c = naming_the_bundle(classify(&other, &[]), &other, bundle);
+        assert_eq!(c.message, tekton);
     }
 }

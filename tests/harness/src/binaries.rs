@@ -34,6 +34,16 @@ pub struct Binaries {
     pub cert_manager_cainjector: PathBuf,
     /// Tekton's own SetDefaults + Validate of PipelineRuns (JSON array on stdin).
     pub tekton_validate: PathBuf,
+    /// The real-Tekton environment: Tekton's controller and resolvers, their ConfigMaps
+    /// (`controller/` and `resolvers/` YAML files), KWOK, kube-scheduler, kube-controller-manager,
+    /// and our bundle pusher.
+    pub tekton_controller: PathBuf,
+    pub tekton_resolvers: PathBuf,
+    pub tekton_config: PathBuf,
+    pub kwok: PathBuf,
+    pub kube_scheduler: PathBuf,
+    pub kube_controller_manager: PathBuf,
+    pub tekton_bundle_push: PathBuf,
 }
 
 impl Binaries {
@@ -127,6 +137,16 @@ impl Binaries {
             cert_manager_controller: cert_manager.join("cm-controller"),
             cert_manager_cainjector: cert_manager.join("cm-cainjector"),
             tekton_validate: current_build("tekton-validate-current")?.join("tekton-validate"),
+            tekton_controller: cache.join(format!("tekton-v{}/tekton-controller", versions.tekton)),
+            tekton_resolvers: cache.join(format!("tekton-v{}/tekton-resolvers", versions.tekton)),
+            tekton_config: cache.join(format!("tekton-v{}/config", versions.tekton)),
+            kwok: cache.join(format!("kwok-v{}/kwok", versions.kwok)),
+            kube_scheduler: cache.join(format!("kube-scheduler-v{}/kube-scheduler", versions.k8s)),
+            kube_controller_manager: cache.join(format!(
+                "kube-controller-manager-v{}/kube-controller-manager",
+                versions.k8s
+            )),
+            tekton_bundle_push: current_build("tekton-bundle-current")?.join("tekton-bundle-push"),
         };
         for path in [
             &bins.etcd,
@@ -142,6 +162,13 @@ impl Binaries {
             &bins.cert_manager_controller,
             &bins.cert_manager_cainjector,
             &bins.tekton_validate,
+            &bins.tekton_controller,
+            &bins.tekton_resolvers,
+            &bins.tekton_config,
+            &bins.kwok,
+            &bins.kube_scheduler,
+            &bins.kube_controller_manager,
+            &bins.tekton_bundle_push,
         ] {
             if !path.exists() {
                 bail!("{} is missing after the build script ran", path.display());
@@ -161,6 +188,7 @@ struct Versions {
     crane: String,
     prometheus_operator: String,
     cert_manager: String,
+    kwok: String,
 }
 
 impl Versions {
@@ -176,6 +204,7 @@ impl Versions {
             crane: var("CRANE_VERSION", "0.22.1"),
             prometheus_operator: var("PROMETHEUS_OPERATOR_VERSION", "0.85.0"),
             cert_manager: var("CERT_MANAGER_VERSION", "1.21.2"),
+            kwok: var("KWOK_VERSION", "0.8.0"),
         }
     }
 }

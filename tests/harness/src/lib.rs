@@ -18,6 +18,7 @@ mod crds;
 mod pki;
 mod process;
 pub mod procfs;
+pub mod real_tekton;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,8 +28,10 @@ use std::time::Duration;
 pub use binaries::{Binaries, repo_root, yaml_files};
 pub use control_plane::{ControlPlane, CrdFiles, KubectlOutput};
 pub use process::{free_port, http_get, http_ok, spawn_bound};
+pub use real_tekton::RealTekton;
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+static REAL_TEKTON: OnceLock<Result<RealTekton, String>> = OnceLock::new();
 
 /// The control plane shared by every test of this binary, started on first use with the CRDs
 /// `crds` names (later calls get the same control plane).
@@ -39,27 +42,46 @@ static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 /// (Calling [`ControlPlane::start`] from a short-lived thread, e.g. tokio's `spawn_blocking`, would
 /// kill the control plane when that thread exits.)
 pub fn shared(crds: CrdFiles) -> &'static ControlPlane {
-    let result = SHARED.get_or_init(|| {
-        let (tx, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("control-plane".into())
-            .spawn(move || {
-                let started = ControlPlane::start(crds).map_err(|e| format!("{e:#}"));
-                let _ = tx.send(started);
-                loop {
-                    std::thread::park();
-                }
-            });
-        match spawned {
-            Ok(_) => rx
-                .recv()
-                .unwrap_or_else(|_| Err("control-plane thread died".to_owned())),
-            Err(e) => Err(format!("cannot spawn the control-plane thread: {e}")),
-        }
-    });
+    let result = SHARED
+        .get_or_init(|| on_lasting_thread("control-plane", move || ControlPlane::start(crds)));
     match result {
         Ok(cp) => cp,
         Err(e) => panic!("the test control plane could not start (tests never skip): {e}"),
+    }
+}
+
+/// The shared control plane (see [`shared`]) with the real Tekton running on it (see
+/// [`RealTekton`]), started on first use, for the whole test binary.
+pub fn shared_with_real_tekton(crds: CrdFiles) -> (&'static ControlPlane, &'static RealTekton) {
+    let cp = shared(crds);
+    let result =
+        REAL_TEKTON.get_or_init(|| on_lasting_thread("real-tekton", move || RealTekton::start(cp)));
+    match result {
+        Ok(tekton) => (cp, tekton),
+        Err(e) => panic!("the real Tekton could not start (tests never skip): {e}"),
+    }
+}
+
+/// Runs `start` on a thread that then parks for the life of the process (so that processes bound
+/// to it with `PR_SET_PDEATHSIG` live as long as the process), and returns its result.
+fn on_lasting_thread<T: Send + 'static>(
+    name: &str,
+    start: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _ = tx.send(start().map_err(|e| format!("{e:#}")));
+            loop {
+                std::thread::park();
+            }
+        });
+    match spawned {
+        Ok(_) => rx
+            .recv()
+            .unwrap_or_else(|_| Err(format!("the {name} thread died"))),
+        Err(e) => Err(format!("cannot spawn the {name} thread: {e}")),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod env;
 pub mod images;
 pub mod pod;
 pub mod prometheus;
+pub mod real_tekton;
 pub mod tekton;
 pub mod webhook;
 

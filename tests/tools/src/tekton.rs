@@ -195,27 +195,36 @@ async fn drive(
     }
     tokio::time::sleep(delay).await;
 
+    // The shapes the real Tekton v1.15 writes (see docs/tekton-differences.md).
     let terminated = |code: i32, reason: &str| {
         json!([{"name": STEP, "container": format!("step-{STEP}"),
         "terminated": {"exitCode": code, "reason": reason, "startedAt": now(), "finishedAt": now()}}])
     };
+    // How Tekton marks the steps of a TaskRun it stops: exit 1 with the TaskRun's reason.
+    let stopped = |reason: &str| {
+        json!([{"name": STEP, "container": format!("step-{STEP}"), "terminationReason": reason,
+        "terminated": {"exitCode": 1, "reason": reason, "startedAt": now(), "finishedAt": now(),
+                       "message": format!("Step {STEP} terminated as pod {tr_name}-pod is terminated")}}])
+    };
+    let one_failed = "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0";
     let (tr_status, pr_status) = match outcome.as_str() {
         "oom" => (
-            json!({"conditions": succeeded("False", "Failed", &format!("\"step-{STEP}\" exited with code 137 (image: \"registry/step\"); OOMKilled")), "steps": terminated(137, "OOMKilled")}),
-            json!({"conditions": succeeded("False", "Failed", "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0")}),
+            json!({"conditions": succeeded("False", "StepOOM", &format!("\"step-{STEP}\" exited with code 137: OOMKilled")), "steps": terminated(137, "OOMKilled")}),
+            json!({"conditions": succeeded("False", "Failed", one_failed)}),
         ),
         "fail" => (
-            json!({"conditions": succeeded("False", "Failed", &format!("\"step-{STEP}\" exited with code 3")), "steps": terminated(3, "Error")}),
-            json!({"conditions": succeeded("False", "Failed", "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0")}),
+            json!({"conditions": succeeded("False", "StepFailed", &format!("\"step-{STEP}\" exited with code 3: Error")), "steps": terminated(3, "Error")}),
+            json!({"conditions": succeeded("False", "Failed", one_failed)}),
         ),
         "timeout" => (
-            json!({"conditions": succeeded("False", "TaskRunTimeout", &format!("TaskRun \"{tr_name}\" failed to finish within \"30m0s\"")), "steps": terminated(1, "TaskRunTimeout")}),
+            json!({"conditions": succeeded("False", "TaskRunCancelled", &format!("TaskRun \"{tr_name}\" was cancelled. TaskRun cancelled as the PipelineRun it belongs to has timed out.")),
+                   "steps": stopped("TaskRunCancelled")}),
             json!({"conditions": succeeded("False", "PipelineRunTimeout", &format!("PipelineRun \"{name}\" failed to finish within \"30m0s\""))}),
         ),
         "imagepull" => (
-            json!({"conditions": succeeded("False", "TaskRunImagePullFailed", "the step \"apply\" in TaskRun failed to pull the image"),
-                   "steps": [{"name": STEP, "container": format!("step-{STEP}"), "waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"registry/step\""}}]}),
-            json!({"conditions": succeeded("False", "Failed", "Tasks Completed: 1 (Failed: 1, Cancelled 0), Skipped: 0")}),
+            json!({"conditions": succeeded("False", "TaskRunImagePullFailed", &format!("the step \"{STEP}\" in TaskRun \"{tr_name}\" failed to pull the image \"\". The pod errored with the message: \"Back-off pulling image \"registry/step\".\"")),
+                   "steps": stopped("TaskRunImagePullFailed")}),
+            json!({"conditions": succeeded("False", "Failed", one_failed)}),
         ),
         _ => (
             json!({"conditions": succeeded("True", "Succeeded", "All Steps have completed executing"), "steps": terminated(0, "Completed")}),

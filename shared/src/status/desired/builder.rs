@@ -15,7 +15,7 @@ use crate::api::{
 use crate::status::conditions;
 use crate::status::summary::summary;
 use crate::tekton::KnativeCondition;
-use crate::tekton::classify::{Classification, classify};
+use crate::tekton::classify::{Classification, classify, naming_the_bundle};
 use crate::tekton::observed::{ObservedRun, ObservedTaskRun};
 
 pub(super) struct Builder<'a> {
@@ -110,7 +110,11 @@ impl Builder<'_> {
                 );
             }
             Some(S::False) => {
-                let c = classify(status, task_runs);
+                let c = naming_the_bundle(
+                    classify(status, task_runs),
+                    status,
+                    &self.wfe.spec.workflow_ref.container_image,
+                );
                 self.fail(c, status.completion_time.clone(), ctx);
             }
             _ => self.check_deadline(started, ctx),
