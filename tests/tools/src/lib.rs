@@ -17,7 +17,9 @@ use std::path::PathBuf;
 
 use wfe_harness::Binaries;
 
-pub use wfe_harness::{ControlPlane, KubectlOutput, eventually, procfs, repo_root, unique_name};
+pub use wfe_harness::{
+    ControlPlane, KubectlOutput, RealTekton, eventually, procfs, repo_root, unique_name,
+};
 
 /// The control plane shared by every test of this binary, with the WorkflowExecution CRD (from the
 /// chart) and Tekton's CRDs installed. Panics if it cannot start: a test without its API server

@@ -66,24 +66,29 @@ pub const FAILING_STEP: &str = "apply";
 pub const REPOSITORY: &str = "kubernaut/workflows/restart";
 
 /// The bundle of `outcome`'s workflow, pushed once per test binary; returns its reference.
+/// Panics if it cannot be pushed (tests never skip).
 pub fn bundle(tekton: &RealTekton, outcome: Outcome) -> String {
+    match try_bundle(tekton, outcome) {
+        Ok(reference) => reference,
+        Err(e) => panic!("cannot push the {outcome:?} bundle: {e:#}"),
+    }
+}
+
+/// [`bundle`], with the error returned.
+pub fn try_bundle(tekton: &RealTekton, outcome: Outcome) -> anyhow::Result<String> {
     static PUSHED: Mutex<BTreeMap<Outcome, String>> = Mutex::new(BTreeMap::new());
     let mut pushed = match PUSHED.lock() {
         Ok(p) => p,
         Err(poisoned) => poisoned.into_inner(),
     };
     if let Some(reference) = pushed.get(&outcome) {
-        return reference.clone();
+        return Ok(reference.clone());
     }
     let reference = format!("{}/{REPOSITORY}:{}", tekton.registry, outcome.tag());
     let yaml = workflow_bundle(&reference, outcome.step_image());
-    match tekton.push_bundle(REPOSITORY, outcome.tag(), &yaml) {
-        Ok(r) => {
-            pushed.insert(outcome, r.clone());
-            r
-        }
-        Err(e) => panic!("cannot push the {outcome:?} bundle: {e:#}"),
-    }
+    let pushed_as = tekton.push_bundle(REPOSITORY, outcome.tag(), &yaml)?;
+    pushed.insert(outcome, pushed_as.clone());
+    Ok(pushed_as)
 }
 
 /// A workflow bundle as a workflow author writes one: Pipeline `workflow` (the name our

@@ -6,6 +6,9 @@
 //! shows an OOMKilled one fail with its explanation, a second one on that target skipped by the
 //! safety rules, a malformed one rejected, the audit trail a DataStorage-compatible receiver took
 //! in, and prints how to reach it all with kubectl.
+//! With `REAL_TEKTON=1` (or `--real-tekton`) the real Tekton runs instead of the stand-in
+//! (`wfe_harness::RealTekton`: Tekton's controller and bundles resolver, a local registry holding the
+//! examples' workflow bundles, KWOK playing the pods), and the examples point at those bundles.
 //! Runs until Ctrl-C (or SIGTERM), then stops everything and removes its files.
 
 use std::process::ExitCode;
@@ -14,11 +17,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::json;
+use wfe_shared::api::names::pipeline_run_name;
 use wfe_tools::audit::receiver::Receiver;
 use wfe_tools::chart::{Helm, LocalPorts};
 use wfe_tools::pod::LocalPod;
+use wfe_tools::real_tekton::{Outcome, try_bundle};
 use wfe_tools::tekton::TektonStandIn;
-use wfe_tools::{ControlPlane, repo_root};
+use wfe_tools::{ControlPlane, RealTekton, repo_root};
 
 const NAMESPACE: &str = "wfe-demo";
 const EXECUTION_NAMESPACE: &str = "kubernaut-workflows";
@@ -30,7 +35,63 @@ struct Product {
     webhook: LocalPod,
     controller: LocalPod,
     receiver: Receiver,
-    _tekton: TektonStandIn,
+    /// The example to edit and create again.
+    example: std::path::PathBuf,
+    _stand_in: Option<TektonStandIn>,
+}
+
+/// The image every example names; with the real Tekton it is replaced by a local bundle.
+const EXAMPLE_IMAGE: &str = "quay.io/kubernaut/workflows/restart-deployment:v1.2.0";
+
+/// Which Tekton runs the PipelineRuns.
+enum Tekton {
+    /// `wfe_tools::tekton::TektonStandIn`, started once the product runs.
+    StandIn,
+    /// The real one, with the bundles the examples run: (success, OOMKilled).
+    Real {
+        tekton: RealTekton,
+        succeeds: String,
+        oom_killed: String,
+    },
+}
+
+impl Tekton {
+    /// `REAL_TEKTON=1` or `--real-tekton`: the real Tekton, started against `cp` on this thread
+    /// (its processes are bound to it) with the examples' bundles pushed.
+    fn choose(cp: &ControlPlane) -> anyhow::Result<Self> {
+        let real = std::env::args().any(|a| a == "--real-tekton")
+            || std::env::var("REAL_TEKTON").is_ok_and(|v| !v.is_empty() && v != "0");
+        if !real {
+            return Ok(Self::StandIn);
+        }
+        println!(
+            "starting the real Tekton (controller, bundles resolver, registry, scheduler, KWOK)"
+        );
+        let tekton = RealTekton::start(cp).context("the real Tekton")?;
+        let succeeds = try_bundle(&tekton, Outcome::Succeed)?;
+        let oom_killed = try_bundle(&tekton, Outcome::OomKilled)?;
+        Ok(Self::Real {
+            tekton,
+            succeeds,
+            oom_killed,
+        })
+    }
+
+    /// The workflow bundle an example runs instead of [`EXAMPLE_IMAGE`], if it changes.
+    fn bundle_for(&self, example: &str) -> Option<&str> {
+        match self {
+            Self::StandIn => None,
+            Self::Real {
+                succeeds,
+                oom_killed,
+                ..
+            } => Some(if example.contains("oom") || example.contains("retry") {
+                oom_killed
+            } else {
+                succeeds
+            }),
+        }
+    }
 }
 
 /// The binaries the local pods run: `WFE_BIN_DIR`, by default the workspace's debug build
@@ -64,6 +125,13 @@ fn main() -> ExitCode {
         eprintln!("local-env: cannot write {}: {e:#}", log.display());
         return ExitCode::FAILURE;
     }
+    let tekton = match Tekton::choose(&cp) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("local-env: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,9 +143,31 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let product = demo(&cp).await?;
+        let product = demo(&cp, &tekton).await?;
+        let (which, tekton_lines) = match &tekton {
+            Tekton::StandIn => (
+                "the Tekton stand-in".to_owned(),
+                format!("  tail -f {}   # the Tekton stand-in's log\n", log.display()),
+            ),
+            Tekton::Real {
+                tekton,
+                succeeds,
+                oom_killed,
+            } => (
+                format!(
+                    "the real Tekton (its controller and bundles resolver; KWOK plays the pods; bundles in the registry at {})",
+                    tekton.registry
+                ),
+                format!(
+                    "  kubectl get pipelineruns,taskruns,pods -n {EXECUTION_NAMESPACE}   # what Tekton made for each execution\n  kubectl get taskruns -n {EXECUTION_NAMESPACE} -l tekton.dev/pipelineRun={failed_run} -o 'custom-columns=TASK:.metadata.labels.tekton\\.dev/pipelineTask,REASON:.status.conditions[0].reason,MESSAGE:.status.conditions[0].message'\n  kubectl get pods -n {EXECUTION_NAMESPACE} -l tekton.dev/pipelineRun={failed_run} -o 'custom-columns=POD:.metadata.name,PHASE:.status.phase,STEPS:.status.containerStatuses[*].state.terminated.reason'\n  kubectl describe pipelinerun -n {EXECUTION_NAMESPACE} {failed_run}\n  tail -f {dir}/tekton-controller.log {dir}/tekton-resolvers.log {dir}/kwok.log\n  # workflow bundles in the registry (set an example's containerImage to one): {succeeds} (succeeds), {oom_killed} (step apply OOMKilled)\n",
+                    dir = tekton.dir.display(),
+                    failed_run = pipeline_run_name(OOM_TARGET),
+                ),
+            ),
+        };
         println!(
-            "\nThe control plane is up at {server}; the chart is installed as release {RELEASE} in {RELEASE_NAMESPACE}; its webhook (https://127.0.0.1:{hook}) and controller run as local processes with the chart's configuration and ServiceAccounts; the Tekton stand-in and the audit receiver ({audit}) run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml   # (try editing it)\n  kubectl get deploy,sa,lease -n {RELEASE_NAMESPACE}   # what helm installed\n  tail -f {controller_log} {webhook_log}\n  curl -s 127.0.0.1:{controller_metrics}/metrics | grep wfe_controller_executions_total\n  tail -f {log}   # the Tekton stand-in's log\n",
+            "\nThe control plane is up at {server}; the chart is installed as release {RELEASE} in {RELEASE_NAMESPACE}; its webhook (https://127.0.0.1:{hook}) and controller run as local processes with the chart's configuration and ServiceAccounts; {which} and the audit receiver ({audit}) run.\n\n  export KUBECONFIG={kc}\n  kubectl get wfe -n {NAMESPACE}\n  kubectl describe wfe -n {NAMESPACE} restart-payment-api\n  kubectl create -n {NAMESPACE} -f {example}   # (try editing it)\n  kubectl get deploy,sa,lease -n {RELEASE_NAMESPACE}   # what helm installed\n  tail -f {controller_log} {webhook_log}\n  curl -s 127.0.0.1:{controller_metrics}/metrics | grep wfe_controller_executions_total\n{tekton_lines}",
+            example = product.example.display(),
             server = cp.server,
             hook = product.webhook.port("https").unwrap_or_default(),
             kc = cp.kubeconfig.display(),
@@ -85,7 +175,6 @@ fn main() -> ExitCode {
             controller_log = product.controller.log.display(),
             webhook_log = product.webhook.log.display(),
             controller_metrics = product.controller.port("metrics").unwrap_or_default(),
-            log = log.display(),
         );
         if !once {
             println!("Press Ctrl-C to stop it and remove its files.");
@@ -95,6 +184,7 @@ fn main() -> ExitCode {
         anyhow::Ok(())
     });
     drop(runtime);
+    drop(tekton);
     drop(cp);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,8 +195,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Starts the webhook, the controller and the Tekton stand-in, then shows what a user sees.
-async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
+/// Starts the webhook, the controller and (unless the real one runs) the Tekton stand-in, then
+/// shows what a user sees.
+async fn demo(cp: &ControlPlane, tekton: &Tekton) -> anyhow::Result<Product> {
     let run = |args: Vec<String>, expect_ok: bool| async move {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = cp.kubectl_run(&refs, None).await;
@@ -121,13 +212,8 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         anyhow::Ok(out.text())
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let file = |name: &str| {
-        repo_root()
-            .join("examples")
-            .join(name)
-            .to_string_lossy()
-            .into_owned()
-    };
+    let examples = Examples::prepare(cp, tekton)?;
+    let file = |name: &str| examples.path(name).to_string_lossy().into_owned();
     let (example, oom, retry, invalid) = (
         file("workflowexecution.yaml"),
         file("workflowexecution-oom.yaml"),
@@ -196,11 +282,35 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         "the chart's webhook (no API credentials) and controller (ServiceAccount {}, token from a TokenRequest) run as local processes",
         controller.service_account
     );
-    let tekton = TektonStandIn::start(client, EXECUTION_NAMESPACE, Duration::from_secs(2));
-    println!(
-        "PipelineRuns go to {EXECUTION_NAMESPACE}; the Tekton stand-in finishes each PipelineRun after 2s"
-    );
+    let stand_in = match tekton {
+        Tekton::StandIn => {
+            println!(
+                "PipelineRuns go to {EXECUTION_NAMESPACE}; the Tekton stand-in finishes each PipelineRun after 2s"
+            );
+            Some(TektonStandIn::start(
+                client,
+                EXECUTION_NAMESPACE,
+                Duration::from_secs(2),
+            ))
+        }
+        Tekton::Real { .. } => {
+            // The chart leaves the PipelineRuns' ServiceAccount to the operator; Tekton needs it.
+            let runner = [
+                "create",
+                "serviceaccount",
+                RUNNER,
+                "-n",
+                EXECUTION_NAMESPACE,
+            ];
+            print!("{}", run(s(&runner), true).await?);
+            println!(
+                "PipelineRuns go to {EXECUTION_NAMESPACE} as ServiceAccount {RUNNER}; the real Tekton resolves each bundle and runs its TaskRuns, KWOK plays their pods"
+            );
+            None
+        }
+    };
 
+    examples.explain();
     println!("\n$ kubectl create -n {NAMESPACE} -f examples/workflowexecution.yaml");
     print!(
         "{}",
@@ -223,7 +333,7 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
             NAMESPACE,
             &format!("wfe/{name}"),
             &format!("--for=jsonpath={{.status.phase}}={phase}"),
-            "--timeout=60s",
+            "--timeout=120s",
         ];
         run(s(&wait), true).await?;
     }
@@ -289,6 +399,13 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         "{}",
         run(s(&["get", "pipelineruns", "-n", EXECUTION_NAMESPACE]), true).await?
     );
+    if let Tekton::Real { .. } = tekton {
+        println!(
+            "$ kubectl get taskruns,pods -n {EXECUTION_NAMESPACE}   # made by Tekton, played by KWOK"
+        );
+        let made = ["get", "taskruns,pods", "-n", EXECUTION_NAMESPACE];
+        print!("{}", run(s(&made), true).await?);
+    }
 
     println!("\n$ kubectl create -n {NAMESPACE} -f examples/invalid-workflowexecution.yaml");
     print!(
@@ -300,8 +417,76 @@ async fn demo(cp: &ControlPlane) -> anyhow::Result<Product> {
         webhook,
         controller,
         receiver,
-        _tekton: tekton,
+        _stand_in: stand_in,
+        example: examples.path("workflowexecution.yaml"),
     })
+}
+
+/// The ServiceAccount the chart's default `executionConfig.serviceAccountName` names.
+const RUNNER: &str = "kubernaut-workflow-runner";
+/// The target of `examples/workflowexecution-oom.yaml`.
+const OOM_TARGET: &str = "cache/statefulset/redis";
+
+/// The example files the demo creates: `examples/` itself, or with the real Tekton copies whose
+/// `containerImage` names a bundle in the local registry.
+struct Examples {
+    dir: std::path::PathBuf,
+    rewritten: Vec<(String, String)>,
+}
+
+impl Examples {
+    const NAMES: [&str; 4] = [
+        "workflowexecution.yaml",
+        "workflowexecution-oom.yaml",
+        "workflowexecution-retry.yaml",
+        "invalid-workflowexecution.yaml",
+    ];
+
+    fn prepare(cp: &ControlPlane, tekton: &Tekton) -> anyhow::Result<Self> {
+        let source = repo_root().join("examples");
+        if let Tekton::StandIn = tekton {
+            return Ok(Self {
+                dir: source,
+                rewritten: Vec::new(),
+            });
+        }
+        let dir = cp.dir.join("examples");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut rewritten = Vec::new();
+        for name in Self::NAMES {
+            let from = source.join(name);
+            let text = std::fs::read_to_string(&from)
+                .with_context(|| format!("reading {}", from.display()))?;
+            let text = match tekton.bundle_for(name) {
+                Some(image) if text.contains(EXAMPLE_IMAGE) => {
+                    rewritten.push((name.to_owned(), image.to_owned()));
+                    text.replace(EXAMPLE_IMAGE, image)
+                }
+                _ => text,
+            };
+            let to = dir.join(name);
+            std::fs::write(&to, text).with_context(|| format!("writing {}", to.display()))?;
+        }
+        Ok(Self { dir, rewritten })
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Says which examples run which bundle, when they were rewritten.
+    fn explain(&self) {
+        if self.rewritten.is_empty() {
+            return;
+        }
+        println!(
+            "\nThe examples run here from {} with containerImage {EXAMPLE_IMAGE} replaced by a local bundle:",
+            self.dir.display()
+        );
+        for (name, image) in &self.rewritten {
+            println!("  {name:<32} {image}");
+        }
+    }
 }
 
 /// The events the receiver took in for the examples, once the last one is there.
