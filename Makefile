@@ -1,5 +1,5 @@
 # The two commands of the README, and helpers.
-.PHONY: up test images crds chart-docs fmt mutants
+.PHONY: up test images crds chart-docs fmt mutants fuzz
 
 up:    ## bring up the local environment (control plane + CRDs + example), Ctrl-C to stop
 	bash scripts/local-up.sh
@@ -21,3 +21,6 @@ chart-docs:  ## regenerate the README's configuration table from the chart's val
 
 fmt:
 	cargo fmt --all
+
+fuzz:  ## fuzz every target for FUZZ_SECONDS (default 600) each, TARGETS='admission ...' for some; grows and minimises fuzz/corpus
+	TARGETS='$(TARGETS)' FUZZ_SECONDS='$(FUZZ_SECONDS)' bash scripts/fuzz.sh

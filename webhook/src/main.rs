@@ -55,6 +55,13 @@ struct Args {
     /// How long in-flight requests may take to finish on shutdown (Go duration).
     #[arg(long, env = "WFE_WEBHOOK_SHUTDOWN_GRACE", default_value = "10s", value_parser = flags::duration)]
     shutdown_grace: Duration,
+    /// How long a client has to send a request's header, and how long an idle keep-alive
+    /// connection is kept (Go duration); slow and idle clients are disconnected after it.
+    #[arg(long, env = "WFE_WEBHOOK_READ_TIMEOUT", default_value = "30s", value_parser = flags::duration)]
+    read_timeout: Duration,
+    /// How long a request's body may take to arrive and be answered (Go duration); 408 after it.
+    #[arg(long, env = "WFE_WEBHOOK_REQUEST_TIMEOUT", default_value = "10s", value_parser = flags::duration)]
+    request_timeout: Duration,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -104,6 +111,8 @@ async fn main() -> anyhow::Result<()> {
             defaults,
             max_request_bytes: args.max_request_bytes,
             shutdown_grace: args.shutdown_grace,
+            read_timeout: args.read_timeout,
+            request_timeout: args.request_timeout,
             metrics: wfe_webhook::metrics::Metrics::new().context("registering metrics")?,
         },
         shutdown,

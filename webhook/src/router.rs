@@ -29,6 +29,8 @@ pub struct AppState {
     /// Set on shutdown so readiness fails first and traffic drains.
     pub shutting_down: Arc<AtomicBool>,
     pub max_request_bytes: usize,
+    /// How long a request's body may take to arrive and be answered.
+    pub request_timeout: std::time::Duration,
 }
 
 /// All routes: `/mutate`, `/validate`, `/healthz`, `/readyz`, `/metrics`.
@@ -38,8 +40,46 @@ pub fn admission_router(state: AppState) -> Router {
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            within_request_timeout,
+        ))
         .with_state(state.clone())
         .merge(health_router(state))
+}
+
+/// Answers 408 (and closes the connection) when a request's body has not arrived and been answered
+/// within the request timeout: a client sending its body byte by byte holds nothing for long.
+async fn within_request_timeout(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let endpoint = match request.uri().path() {
+        "/mutate" => Endpoint::Mutate,
+        _ => Endpoint::Validate,
+    };
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let message = format!(
+                "the AdmissionReview did not arrive within {:?}",
+                state.request_timeout
+            );
+            tracing::warn!(endpoint = endpoint.as_str(), %message, "admission request timed out");
+            state
+                .metrics
+                .requests
+                .with_label_values(&[endpoint.as_str(), "unknown", "timeout"])
+                .inc();
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                message,
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Health and metrics only (the plain-HTTP port for probes and scrapers).

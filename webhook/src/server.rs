@@ -25,6 +25,11 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub shutdown_grace: Duration,
+    /// How long a client has to send a request's header, and how long a keep-alive connection
+    /// may sit idle between requests: slow or idle clients are disconnected after it.
+    pub read_timeout: Duration,
+    /// How long a request's body may take to arrive and be answered (408 after it).
+    pub request_timeout: Duration,
     /// Where the server records its metrics (the caller may read them).
     pub metrics: Metrics,
 }
@@ -39,6 +44,7 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
         certs: certs.clone(),
         shutting_down: Arc::new(AtomicBool::new(false)),
         max_request_bytes: config.max_request_bytes,
+        request_timeout: config.request_timeout,
     };
     let background = shutdown.child_token();
 
@@ -80,9 +86,17 @@ pub async fn serve(config: ServerConfig, shutdown: CancellationToken) -> anyhow:
     config.admission.set_nonblocking(true)?;
     let tls = RustlsConfig::from_config(server_config(certs.clone())?);
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(config.admission, tls)?
+    // HTTP/1.1 only: the API server calls webhooks over HTTP/1.1 as well, and HTTP/2 would expose
+    // the webhook to stream-reset floods (CVE-2023-44487) for no gain (docs/reliability.md).
+    let mut server = axum_server::from_tcp_rustls(config.admission, tls)?
         .handle(handle.clone())
-        .serve(admission_router(state.clone()).into_make_service());
+        .http1_only();
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.read_timeout);
+    let server = server.serve(admission_router(state.clone()).into_make_service());
     tracing::info!(%addr, "serving /mutate and /validate over TLS");
 
     let drain = {

@@ -168,14 +168,14 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// A rustls server configuration (TLS 1.3 preferred, 1.2 minimum; h2 and http/1.1) serving the
-/// store's current certificate.
+/// A rustls server configuration (TLS 1.3 preferred, 1.2 minimum; http/1.1 only, see
+/// `server::serve`) serving the store's current certificate.
 pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(store.provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(store);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

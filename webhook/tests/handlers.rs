@@ -22,6 +22,7 @@ fn state() -> AppState {
         certs: Arc::new(CertStore::new()),
         shutting_down: Arc::new(AtomicBool::new(false)),
         max_request_bytes: 64 * 1024,
+        request_timeout: std::time::Duration::from_secs(10),
     }
 }
 
@@ -454,4 +455,33 @@ async fn a_short_clearance_reason_is_denied_with_the_field_named() {
         cause["message"],
         "Invalid value: \"looks fine now\": must explain why the target is safe again in at least 10 words (3 given)"
     );
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_answered_408_and_counted() {
+    let mut state = state();
+    state.request_timeout = std::time::Duration::from_millis(200);
+    // A client that sent its header and then never sends the body.
+    let stalled = Body::from_stream(futures::stream::pending::<
+        Result<bytes::Bytes, std::io::Error>,
+    >());
+    let response = admission_router(state.clone())
+        .oneshot(
+            Request::post("/validate")
+                .header("content-type", "application/json")
+                .body(stalled)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(response.headers()["connection"], "close");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("did not arrive within 200ms"),
+        "{body:?}"
+    );
+    assert!(state.metrics.render().contains(
+        r#"wfe_webhook_admission_requests_total{endpoint="validate",operation="unknown",result="timeout"} 1"#
+    ));
 }

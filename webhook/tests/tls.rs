@@ -87,6 +87,8 @@ async fn start(
             defaults: Defaults::default(),
             max_request_bytes: 1 << 20,
             shutdown_grace: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
             metrics: wfe_webhook::metrics::Metrics::new().unwrap(),
         },
         stop.clone(),

@@ -32,5 +32,6 @@ pub const SHA256_DIGEST: &str = r"^sha256:[a-f0-9]{64}$";
 /// Parameter keys: UPPER_SNAKE_CASE.
 pub const PARAMETER_KEY: &str = r"^[A-Z][A-Z0-9_]*$";
 
-/// A Go `time.Duration` string made of whole or fractional units (`30m`, `1h30m`, `1.5h`, `500ms`).
-pub const GO_DURATION: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$";
+/// A Go `time.Duration` string made of whole or fractional units (`30m`, `1h30m`, `1.5h`, `.5h`,
+/// `500ms`, `3µs`): exactly what the webhook's parser accepts (the fuzz target `duration` checks it).
+pub const GO_DURATION: &str = r"^(([0-9]+(\.[0-9]+)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$";

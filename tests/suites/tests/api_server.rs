@@ -292,6 +292,28 @@ async fn schema_rejects_malformed_specs_naming_the_field() {
     );
 }
 
+/// The CRD's duration pattern and the webhook's parser accept the same spellings (the fuzz target
+/// `duration` found the pattern refusing `.5h` and `3µs`, which the webhook accepted).
+#[tokio::test]
+async fn schema_accepts_every_timeout_spelling_the_webhook_accepts() {
+    let (_client, _ns, api) = setup("timeouts").await;
+    for (i, timeout) in [
+        "15m", "1h30m", "1.5h", ".5h", "500ms", "3µs", "3μs", "2us", "1h0.5m",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(
+            wfe_shared::admission::validation::check_timeout(timeout).is_ok(),
+            "{timeout}"
+        );
+        let wfe = stored(&format!("timeout-{i}")).timeout(timeout).build();
+        api.create(&PostParams::default(), &wfe)
+            .await
+            .unwrap_or_else(|e| panic!("timeout {timeout:?} refused by the CRD: {e}"));
+    }
+}
+
 #[tokio::test]
 async fn status_schema_rejects_unknown_phase_and_reasons() {
     let (_client, _ns, api) = setup("status-enum").await;

@@ -88,6 +88,9 @@ impl RealEnv {
         })
         .await;
         let now = found.status.as_ref().map(|s| s.phase);
+        if now.is_some_and(Phase::is_terminal) {
+            self.save_what_tekton_wrote(name, &found).await;
+        }
         assert_eq!(
             now,
             Some(phase),
@@ -96,6 +99,41 @@ impl RealEnv {
             self.tekton.log_tail("tekton-controller")
         );
         found
+    }
+
+    /// With `WFE_SAVE_TEKTON_STATUSES=<dir>`: the PipelineRun and TaskRuns of a finished execution
+    /// as Tekton wrote them, in the fuzz target `tekton_status`'s input shape (its corpus was
+    /// seeded this way).
+    async fn save_what_tekton_wrote(&self, name: &str, wfe: &WorkflowExecution) {
+        let Some(dir) = std::env::var_os("WFE_SAVE_TEKTON_STATUSES") else {
+            return;
+        };
+        let target = wfe.spec.target_resource.as_str();
+        // Untyped: every field Tekton wrote, not only what our types know.
+        let api = |kind: &str| {
+            let gvk = kube::api::GroupVersionKind::gvk("tekton.dev", "v1", kind);
+            let resource = kube::api::ApiResource::from_gvk(&gvk);
+            Api::<kube::api::DynamicObject>::namespaced_with(
+                self.e.client.clone(),
+                &self.e.exec_ns,
+                &resource,
+            )
+        };
+        let run_name = pipeline_run_name(target);
+        let Ok(Some(run)) = api("PipelineRun").get_opt(&run_name).await else {
+            return;
+        };
+        let selector = format!("tekton.dev/pipelineRun={run_name}");
+        let task_runs = api("TaskRun")
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let input = serde_json::json!({"pipelineRun": run, "taskRuns": task_runs});
+        let path = std::path::Path::new(&dir).join(format!("real-tekton-{name}.json"));
+        std::fs::create_dir_all(&dir).expect("the statuses directory");
+        std::fs::write(&path, serde_json::to_vec_pretty(&input).expect("JSON"))
+            .expect("writing the statuses");
     }
 
     async fn failed(&self, name: &str) -> FailureDetails {

@@ -1,0 +1,3 @@
+#![no_main]
+// The invariants are in wfe-fuzz-checks (fuzz/checks), shared with the corpus replay test.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wfe_fuzz_checks::admission::check(data));
