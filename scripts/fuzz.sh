@@ -17,19 +17,21 @@ if [ ! -x "$bin" ]; then
   cargo install --quiet --locked --version "$version" --root "$root" cargo-fuzz
 fi
 export RUSTUP_TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
-targets="${TARGETS:-admission target_resource duration tekton_status}"
+targets="${TARGETS:-admission tekton_status target_resource duration}"
 seconds="${FUZZ_SECONDS:-600}"
 logs="target/fuzz-logs"
 mkdir -p "$logs"
 
 cd fuzz
-"$bin" build -O
+# No sanitizer: the code under test is safe Rust, and without AddressSanitizer each target runs
+# 3-10x more inputs per second (a panic still aborts and is reported).
+"$bin" build -O -s none
 
 run_one() {
   local t="$1" dict=()
   [ -f "$t.dict" ] && dict=("-dict=$t.dict")
   mkdir -p "corpus/$t"
-  "$bin" run -O "$t" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 \
+  "$bin" run -O -s none "$t" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 \
     -timeout=10 "${dict[@]}" > "../$logs/$t.log" 2>&1
 }
 
@@ -53,7 +55,7 @@ for t in $targets; do
   log="../$logs/$t.log"
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
   # Keep only inputs that add coverage (what is committed and replayed).
-  "$bin" cmin -O "$t" "corpus/$t" > "../$logs/$t.cmin.log" 2>&1 || failed+=("$t (cmin)")
+  "$bin" cmin -O -s none "$t" "corpus/$t" > "../$logs/$t.cmin.log" 2>&1 || failed+=("$t (cmin)")
   files=$(find "corpus/$t" -type f | wc -l)
   printf '%-16s %14s %8s %10s %s files\n' "$t" "${runs:-?}" "$seconds" \
     "$(( ${runs:-0} / seconds ))" "$files"

@@ -71,7 +71,10 @@ async fn reconcile_object(wfe: &WorkflowExecution, ctx: &Context) -> Result<Acti
                     .with_label_values(&["conflict"])
                     .inc();
                 tracing::debug!(name = %current.name_any(), attempt, "write conflicted; re-reading");
-                let fresh = api.get(&current.name_any()).await?;
+                let fresh = match e {
+                    Error::StatusConflict(fresh) => *fresh,
+                    _ => api.get(&current.name_any()).await?,
+                };
                 // What the effects did speaks for the re-read object only in the same part of
                 // the plan (e.g. not once it is being deleted).
                 if !plan::same_branch(&current, &fresh) {

@@ -9,7 +9,7 @@ use wfe_shared::tekton::PipelineRun;
 use wfe_shared::{WorkflowExecution, WorkflowExecutionStatus};
 
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{Error, is_kube_conflict, is_transient};
 
 /// Who the API server records in `managedFields` for our writes.
 pub const FIELD_MANAGER: &str = "workflowexecution-controller";
@@ -59,9 +59,27 @@ impl<'a> Writer<'a> {
             },
             "status": status,
         });
-        Ok(api
+        match api
             .replace_subresource("status", &current.name_any(), &post_params(), &body)
-            .await?)
+            .await
+        {
+            Ok(written) => Ok(written),
+            // An error that does not say the write failed — or a 409, which the client's own
+            // retry of a write that landed but lost its answer (a 503, 504) runs into.
+            Err(e) if is_transient(&e) || is_kube_conflict(&e) => {
+                match reread(api, current, status).await {
+                    Reread::Landed(written) => {
+                        tracing::debug!(name = %current.name_any(), error = %e, "the status write was answered with an error, but it landed");
+                        Ok(written)
+                    }
+                    Reread::Stale(fresh) if is_kube_conflict(&e) => {
+                        Err(Error::StatusConflict(Box::new(fresh)))
+                    }
+                    _ => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Adds `blockClearance` to a status, with the audit events it owes, leaving the rest as
@@ -114,6 +132,45 @@ impl<'a> Writer<'a> {
         self.runs().delete(name, &params).await?;
         Ok(())
     }
+}
+
+/// What a re-read after a failed status write found.
+enum Reread {
+    /// The object holds exactly the status written, in a newer version: the write landed, and the
+    /// transition's log line, metrics and Events must follow.
+    Landed(WorkflowExecution),
+    /// Something else: the write did not land; plan again from this object.
+    Stale(WorkflowExecution),
+    /// The object could not be read.
+    Unknown,
+}
+
+/// After a status write answered with an error that does not say it failed (a 5xx, a reset, a
+/// timeout, or a 409 met by a retry of a write that landed): reads the object back. At most two
+/// reads, 200 ms apart (a read that fails is retried).
+async fn reread(
+    api: &Api<WorkflowExecution>,
+    current: &WorkflowExecution,
+    status: &WorkflowExecutionStatus,
+) -> Reread {
+    for attempt in 0..2 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let Ok(stored) = api.get(&current.name_any()).await else {
+            continue;
+        };
+        let newer = stored.resource_version() != current.resource_version();
+        // Compared as written: times go to the API at whole seconds.
+        let same =
+            serde_json::to_value(&stored.status).ok() == serde_json::to_value(Some(status)).ok();
+        return if newer && same {
+            Reread::Landed(stored)
+        } else {
+            Reread::Stale(stored)
+        };
+    }
+    Reread::Unknown
 }
 
 fn patch_params() -> PatchParams {

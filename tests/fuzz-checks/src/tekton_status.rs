@@ -36,6 +36,9 @@ pub fn check(data: &[u8]) {
     if let Ok(full) = serde_json::from_slice::<Input<PipelineRun, TaskRun>>(data) {
         let slim = match &slim {
             Ok(s) => s,
+            // A key twice in one object: a full read keeps the last, the slim parser refuses the
+            // object. The API server never writes one (Go's encoder cannot); accepted divergence.
+            Err(e) if e.to_string().starts_with("duplicate field") => return,
             Err(e) => panic!("a full read parses but the cache's slim parser refuses it: {e}"),
         };
         assert_eq!(

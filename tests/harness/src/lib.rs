@@ -15,6 +15,7 @@
 mod binaries;
 mod control_plane;
 mod crds;
+pub mod fault_proxy;
 mod pki;
 mod process;
 pub mod procfs;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod chart;
 pub mod controller;
 pub mod env;
+pub mod faults;
 pub mod images;
 pub mod pod;
 pub mod prometheus;
