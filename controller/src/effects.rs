@@ -9,6 +9,7 @@ use wfe_shared::tekton::observed::{ObservedRun, Watched};
 
 use crate::context::Context;
 use crate::error::{Error, is_kube_conflict, is_not_found};
+use crate::hooks::Point;
 use crate::writer::Writer;
 
 /// Carries out `effect`. A finalizer write replaces `current` with the object it returned (its
@@ -46,7 +47,10 @@ pub async fn carry_out(
         Effect::CreatePipelineRun(run) => {
             let name = run.name_any();
             match writer.create_run(&run).await {
-                Ok(_) => Ok(Done::Created(name)),
+                Ok(_) => {
+                    ctx.at(Point::AfterPipelineRunCreate).await;
+                    Ok(Done::Created(name))
+                }
                 // The deterministic name is the lock: someone holds it. Who?
                 Err(Error::Kube(e)) if is_kube_conflict(&e) => {
                     let holder = Api::<Watched<ObservedRun>>::namespaced(

@@ -47,7 +47,10 @@ pub async fn publish(events: &[plan::Event], wfe: &WorkflowExecution, ctx: &Cont
         };
         let reason = e.reason.as_str();
         match result {
-            Ok(true) => ctx.metrics.events.inc(),
+            Ok(true) => {
+                ctx.metrics.events.inc();
+                ctx.at(crate::hooks::Point::AfterEvent).await;
+            }
             Ok(false) => {
                 tracing::debug!(name = %wfe.name_any(), reason, "event already published")
             }

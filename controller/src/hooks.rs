@@ -11,6 +11,10 @@ pub enum Point {
     AfterDelivery,
     /// A status write succeeded; nothing after it (log lines, metrics, Events) has happened yet.
     AfterStatusWrite,
+    /// A PipelineRun was created; the status that records it is not written yet.
+    AfterPipelineRunCreate,
+    /// An Event was published (others of the same transition may follow).
+    AfterEvent,
 }
 
 /// Called at each [`Point`]; the reconcile waits for the future it returns.

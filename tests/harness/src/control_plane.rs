@@ -49,7 +49,17 @@ pub struct ControlPlane {
     pub server: String,
     pub etcd_port: u16,
     pub apiserver_port: u16,
-    children: Mutex<Vec<Child>>,
+    etcd_peer_port: u16,
+    /// The certificates and keys kube-apiserver is started with (again, after a stop).
+    pki: Option<Pki>,
+    children: Mutex<Vec<(Component, Child)>>,
+}
+
+/// A process of the control plane, for [`ControlPlane::stop`] and [`ControlPlane::start_again`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    ApiServer,
 }
 
 impl ControlPlane {
@@ -87,12 +97,15 @@ impl ControlPlane {
             server: String::new(),
             etcd_port: free_port()?,
             apiserver_port: free_port()?,
+            etcd_peer_port: free_port()?,
+            pki: None,
             children: Mutex::new(Vec::new()),
         };
         cp.server = format!("https://127.0.0.1:{}", cp.apiserver_port);
         let pki = Pki::write(&cp.dir)?;
         cp.start_etcd()?;
         cp.start_apiserver(&pki)?;
+        cp.pki = Some(pki.clone());
         cp.write_kubeconfig(&pki)?;
         spawn_reaper(std::process::id(), &cp.pids(), &cp.dir)?;
 
@@ -114,8 +127,46 @@ impl ControlPlane {
         Ok(cp)
     }
 
+    /// Kills one process of the control plane (SIGKILL): an outage, for fault tests.
+    pub fn stop(&self, component: Component) {
+        if let Ok(mut children) = self.children.lock() {
+            for (c, child) in children.iter_mut() {
+                if *c == component {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            children.retain(|(c, _)| *c != component);
+        }
+    }
+
+    /// Starts a stopped process again, with the same ports, data and certificates, and waits until
+    /// it serves. Blocking; the process is bound to the calling thread (see [`crate::shared`]): call
+    /// it from a thread that lives as long as the control plane
+    /// ([`crate::on_lasting_thread`]).
+    pub fn start_again(&self, component: Component) -> anyhow::Result<()> {
+        match component {
+            Component::Etcd => self.start_etcd(),
+            Component::ApiServer => {
+                let pki = self
+                    .pki
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("no PKI recorded"))?;
+                self.start_apiserver(&pki)?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("building a runtime to wait for kube-apiserver")?;
+                runtime.block_on(async {
+                    let client = self.try_client().await?;
+                    wait_ready(&client, self).await
+                })
+            }
+        }
+    }
+
     fn start_etcd(&self) -> anyhow::Result<()> {
-        let peer_port = free_port()?;
+        let peer_port = self.etcd_peer_port;
         let url = format!("http://127.0.0.1:{}", self.etcd_port);
         let mut cmd = Command::new(&self.binaries.etcd);
         cmd.args([
@@ -131,7 +182,7 @@ impl ControlPlane {
         ]);
         let log = self.dir.join("etcd.log");
         let child = spawn_bound(cmd, &log)?;
-        self.track(child);
+        self.track(Component::Etcd, child);
         self.wait_until("etcd /health", &log, Duration::from_secs(30), || {
             http_ok(self.etcd_port, "/health")
         })
@@ -171,7 +222,7 @@ impl ControlPlane {
         ]);
         let log = self.dir.join("kube-apiserver.log");
         let child = spawn_bound(cmd, &log)?;
-        self.track(child);
+        self.track(Component::ApiServer, child);
         // The port opens before /readyz is green; readiness proper is checked with the client.
         self.wait_until(
             "kube-apiserver to listen",
@@ -280,13 +331,13 @@ impl ControlPlane {
     pub fn pids(&self) -> Vec<u32> {
         self.children
             .lock()
-            .map(|c| c.iter().map(Child::id).collect())
+            .map(|c| c.iter().map(|(_, child)| child.id()).collect())
             .unwrap_or_default()
     }
 
-    fn track(&self, child: Child) {
+    fn track(&self, component: Component, child: Child) {
         if let Ok(mut children) = self.children.lock() {
-            children.push(child);
+            children.push((component, child));
         }
     }
 
@@ -303,7 +354,7 @@ impl ControlPlane {
                 return Ok(());
             }
             if let Ok(mut children) = self.children.lock() {
-                for child in children.iter_mut() {
+                for (_, child) in children.iter_mut() {
                     if let Ok(Some(status)) = child.try_wait() {
                         bail!(
                             "a control plane process exited ({status}) while waiting for {what}; log {}:\n{}",
@@ -330,7 +381,7 @@ impl Drop for ControlPlane {
     /// the per-test-binary instance is cleaned up by death signal and reaper instead).
     fn drop(&mut self) {
         if let Ok(mut children) = self.children.lock() {
-            for child in children.iter_mut().rev() {
+            for (_, child) in children.iter_mut().rev() {
                 let _ = child.kill();
                 let _ = child.wait();
             }

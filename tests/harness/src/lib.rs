@@ -27,7 +27,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub use binaries::{Binaries, repo_root, yaml_files};
-pub use control_plane::{ControlPlane, CrdFiles, KubectlOutput};
+pub use control_plane::{Component, ControlPlane, CrdFiles, KubectlOutput};
 pub use process::{free_port, http_get, http_ok, spawn_bound};
 pub use real_tekton::RealTekton;
 
@@ -65,7 +65,7 @@ pub fn shared_with_real_tekton(crds: CrdFiles) -> (&'static ControlPlane, &'stat
 
 /// Runs `start` on a thread that then parks for the life of the process (so that processes bound
 /// to it with `PR_SET_PDEATHSIG` live as long as the process), and returns its result.
-fn on_lasting_thread<T: Send + 'static>(
+pub fn on_lasting_thread<T: Send + 'static>(
     name: &str,
     start: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, String> {

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The control plane's certificates and credentials, written into its directory.
+#[derive(Clone)]
 pub(crate) struct Pki {
     pub(crate) ca_cert: PathBuf,
     pub(crate) serving_cert: PathBuf,

@@ -9,10 +9,13 @@
 use std::time::{Duration, Instant};
 
 use http::Method;
+use wfe_controller::hooks::Point;
 use wfe_harness::fault_proxy::{FaultProxy, WriteEffect, WriteFault};
+use wfe_tools::controller::{ControllerReplica, audit_to_file, settings};
 use wfe_tools::env::{Env, env};
 use wfe_tools::faults::{
-    Planned, RunLedger, assert_invariants, converge, create, replicas_through, workload,
+    EventCheck, Planned, RunLedger, assert_invariants, converge, create, hold_at, replicas_through,
+    workload,
 };
 
 /// Generous for a busy 2-core CI machine; the printed times are what was measured.
@@ -53,7 +56,7 @@ impl Matrix {
         let took = started.elapsed();
         // Heal, then check: the invariants must hold with nothing pending.
         self.proxy.set(|f| *f = Default::default());
-        assert_invariants(&self.e, &self.plan, &self.ledger).await;
+        assert_invariants(&self.e, &self.plan, &self.ledger, EventCheck::Exact).await;
         eprintln!(
             "{fault}: {} executions converged in {took:?}; proxy: {}",
             self.plan.len(),
@@ -142,4 +145,55 @@ async fn connections_reset_and_answers_delayed() {
         f.delay = Some(Duration::from_millis(30));
     });
     m.run("5% of requests reset, every answer 30 ms late").await;
+}
+
+/// The replica is killed (every task aborted where it stands, the Lease not released) the third
+/// time a reconcile reaches `point`; a new replica takes over once the Lease expires.
+async fn killed_at(point: Point, prefix: &str, seed: u64) {
+    let m = matrix(prefix, seed).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hook, reached) = hold_at(point, 3);
+    let client = m.proxy.client().expect("client");
+    let mut first = ControllerReplica::start_with(
+        client.clone(),
+        settings(&m.e.ns, &m.e.exec_ns, "replica-a"),
+        audit_to_file(dir.path().join("a.jsonl")),
+        Some(hook),
+    );
+    let _tekton = m.e.tekton(300);
+    create(&m.e, &m.plan).await;
+    tokio::time::timeout(Duration::from_secs(60), reached.notified())
+        .await
+        .unwrap_or_else(|_| panic!("no reconcile reached {point:?} three times"));
+    first.kill().await;
+    let killed = Instant::now();
+    let _second = ControllerReplica::start(client, settings(&m.e.ns, &m.e.exec_ns, "replica-b"));
+    converge(&m.e, &m.plan, CONVERGE_WITHIN).await;
+    let took = killed.elapsed();
+    assert_invariants(&m.e, &m.plan, &m.ledger, EventCheck::NoRepeats).await;
+    eprintln!(
+        "killed at {point:?}: the new replica converged all {} executions {took:?} after the kill",
+        m.plan.len(),
+    );
+    m.ledger_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_a_pipeline_run_create() {
+    killed_at(Point::AfterPipelineRunCreate, "flt-kill-pr", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_a_status_write() {
+    killed_at(Point::AfterStatusWrite, "flt-kill-st", 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_an_event() {
+    killed_at(Point::AfterEvent, "flt-kill-ev", 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_an_audit_delivery() {
+    killed_at(Point::AfterDelivery, "flt-kill-au", 4).await;
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use wfe_harness::fault_proxy::FaultProxy;
 use wfe_shared::api::{FailureReason, Phase};
 use wfe_shared::tekton::PipelineRun;
@@ -68,7 +68,8 @@ impl RunLedger {
         let runs: Api<PipelineRun> = Api::namespaced(e.client.clone(), &e.exec_ns);
         let seen = ledger.clone();
         let task = tokio::spawn(async move {
-            let mut events = std::pin::pin!(watcher(runs, watcher::Config::default()));
+            let mut events =
+                std::pin::pin!(watcher(runs, watcher::Config::default()).default_backoff());
             while let Some(event) = events.next().await {
                 let objects = match event {
                     Ok(watcher::Event::Apply(run) | watcher::Event::InitApply(run)) => vec![run],
@@ -142,15 +143,47 @@ pub async fn converge(e: &Env, plan: &[Planned], within: Duration) -> Duration {
     }
 }
 
+/// How strictly the Events are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventCheck {
+    /// Exactly one per transition.
+    Exact,
+    /// None repeated; one may be missing — a controller killed between a write and its Events
+    /// (Events are best-effort across a crash; the audit trail is the loss-free record).
+    NoRepeats,
+}
+
+/// A hook that holds a reconcile forever the `nth` time it reaches `point`, and tells: the test
+/// then kills the replica there.
+pub fn hold_at(
+    point: wfe_controller::hooks::Point,
+    nth: usize,
+) -> (wfe_controller::hooks::Hook, Arc<tokio::sync::Notify>) {
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tell = reached.clone();
+    let hook: wfe_controller::hooks::Hook = Arc::new(move |at| {
+        let hold = at == point && hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == nth;
+        let tell = tell.clone();
+        Box::pin(async move {
+            if hold {
+                tell.notify_one();
+                std::future::pending::<()>().await;
+            }
+        })
+    });
+    (hook, reached)
+}
+
 /// The invariants, after convergence:
 /// - each execution ended as it must: Completed, or Failed with the reason its outcome gives and a
 ///   failed task, step and exit code; of two on one target exactly one ran and the other was
 ///   Skipped;
 /// - each execution that ran has exactly one PipelineRun, created once (one UID ever), named for
 ///   its target; one that was skipped has none;
-/// - each transition published exactly one Event;
+/// - each transition published exactly one Event (with [`EventCheck::NoRepeats`]: at most one);
 /// - every lock is still held (the cooldown outlasts the test), by the execution that ran.
-pub async fn assert_invariants(e: &Env, plan: &[Planned], ledger: &RunLedger) {
+pub async fn assert_invariants(e: &Env, plan: &[Planned], ledger: &RunLedger, check: EventCheck) {
     let list = e.wfes.list(&Default::default()).await.expect("list");
     let by_name: BTreeMap<String, _> = list
         .items
@@ -242,11 +275,21 @@ pub async fn assert_invariants(e: &Env, plan: &[Planned], ledger: &RunLedger) {
             other => panic!("{}: not terminal: {other:?}", p.name),
         };
         let expected: BTreeMap<String, i32> = expected.iter().map(|r| (r.to_string(), 1)).collect();
-        if events != expected {
+        let fine = match check {
+            EventCheck::Exact => events == expected,
+            EventCheck::NoRepeats => events
+                .iter()
+                .all(|(reason, n)| *n == 1 && expected.contains_key(reason)),
+        };
+        if !fine {
             let all: Vec<_> =
                 futures::future::join_all(plan.iter().map(|p| e.events(&p.name))).await;
             eprintln!("all Events: {all:?}");
         }
-        assert_eq!(events, expected, "{}: the Events published", p.name);
+        assert!(
+            fine,
+            "{}: the Events published: {events:?}, expected {expected:?} ({check:?})",
+            p.name
+        );
     }
 }
