@@ -5,12 +5,47 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
+use kube::api::Api;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{Services, Settings};
 use crate::watches::run_controller;
+
+/// How often a standby replica reads the Lease, to take over one the leader released.
+const STANDBY_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+type LeaseTask =
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>;
+
+/// A lease manager for our Lease, watching: the leader flag, and the task that holds the Lease.
+async fn lease_manager(
+    client: &Client,
+    settings: &Settings,
+) -> anyhow::Result<(tokio::sync::watch::Receiver<bool>, LeaseTask)> {
+    let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
+        .with_namespace(&settings.lease_namespace)
+        .with_identity(&settings.identity)
+        .with_duration(settings.lease_duration_seconds)
+        .with_grace(settings.lease_grace_seconds)
+        .build()
+        .await
+        .context("creating the leader lease manager")?;
+    Ok(manager.watch().await)
+}
+
+/// The Lease exists and nobody holds it (its leader released it).
+async fn released(leases: &Api<Lease>, name: &str) -> bool {
+    match leases.get_opt(name).await {
+        Ok(Some(lease)) => lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .is_none_or(|h| h.is_empty()),
+        _ => false,
+    }
+}
 
 /// Runs until `shutdown`: waits for the leader lease, runs the controller while holding it, stops
 /// writing the moment it is lost, and releases the lease on shutdown.
@@ -20,16 +55,9 @@ pub async fn run(
     services: Services,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let manager = LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
-        .with_namespace(&settings.lease_namespace)
-        .with_identity(&settings.identity)
-        .with_duration(settings.lease_duration_seconds)
-        .with_grace(settings.lease_grace_seconds)
-        .build()
-        .await
-        .context("creating the leader lease manager")?;
     let health = services.health.clone();
-    let (mut leader, lease_task) = manager.watch().await;
+    let (mut leader, mut lease_task) = lease_manager(&client, &settings).await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &settings.lease_namespace);
     let leading = Arc::new(AtomicBool::new(false));
     health.ready.store(true, Ordering::SeqCst); // standing by is healthy
     'outer: loop {
@@ -37,6 +65,15 @@ pub async fn run(
             tokio::select! {
                 _ = shutdown.cancelled() => break 'outer,
                 changed = leader.changed() => if changed.is_err() { break 'outer },
+                // The lease manager sleeps until the holder's Lease would expire; a Lease the
+                // leader released on its way out (SIGTERM) is taken over at once instead.
+                _ = tokio::time::sleep(STANDBY_POLL) => {
+                    if released(&leases, &settings.lease_name).await {
+                        tracing::info!(identity = %settings.identity, "the leader released the lease; taking over");
+                        lease_task.abort();
+                        (leader, lease_task) = lease_manager(&client, &settings).await?;
+                    }
+                }
             }
         }
         tracing::info!(identity = %settings.identity, "acquired the leader lease; starting the controller");

@@ -147,8 +147,9 @@ async fn connections_reset_and_answers_delayed() {
     m.run("5% of requests reset, every answer 30 ms late").await;
 }
 
-/// The replica is killed (every task aborted where it stands, the Lease not released) the third
-/// time a reconcile reaches `point`; a new replica takes over once the Lease expires.
+/// The replica is killed (its reconciles aborted where they stand) the third time a reconcile
+/// reaches `point`, and a new replica takes over. (In process, the lease manager notices its
+/// channel closed and releases the Lease; a killed process cannot — see [`failover`].)
 async fn killed_at(point: Point, prefix: &str, seed: u64) {
     let m = matrix(prefix, seed).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -196,4 +197,104 @@ async fn killed_right_after_an_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_right_after_an_audit_delivery() {
     killed_at(Point::AfterDelivery, "flt-kill-au", 4).await;
+}
+
+/// A `wfe-controller` process (the workspace's debug build: `make test` builds it first) for the
+/// test's namespaces, with the chart's default lease timings (15 s, renewed 5 s before expiry).
+fn controller_process(e: &Env, identity: &str, dir: &std::path::Path) -> std::process::Child {
+    let bin = wfe_tools::repo_root().join("target/debug/wfe-controller");
+    assert!(
+        bin.is_file(),
+        "{} is missing: `cargo build -p wfe-controller` (make test does)",
+        bin.display()
+    );
+    let log = std::fs::File::create(dir.join(format!("{identity}.log"))).expect("log file");
+    std::process::Command::new(bin)
+        .env("KUBECONFIG", &wfe_tools::shared().kubeconfig)
+        .args(["--watch-namespace", &e.ns])
+        .args(["--execution-namespace", &e.exec_ns])
+        .args(["--lease-namespace", &e.exec_ns])
+        .args(["--lease-name", &format!("wfe-leader-{}", e.ns)])
+        .args(["--identity", identity])
+        .args([
+            "--lease-duration-seconds",
+            "15",
+            "--lease-grace-seconds",
+            "5",
+        ])
+        .arg(format!(
+            "--health-addr=127.0.0.1:{}",
+            wfe_harness::free_port().expect("port")
+        ))
+        .arg(format!(
+            "--audit-file={}",
+            dir.join(format!("{identity}.audit")).display()
+        ))
+        .arg("--log-level=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("wfe-controller starts")
+}
+
+/// The leader process is stopped — with SIGTERM (it releases the Lease) or SIGKILL (the Lease is
+/// left to expire) — and the time until the standby has completed a new execution is the failover.
+async fn failover(graceful: bool, prefix: &str) -> Duration {
+    let e = env(prefix).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _tekton = e.tekton(100);
+    let mut a = controller_process(&e, "replica-a", dir.path());
+    e.create("before", "ns1/deployment/before", None).await;
+    e.wait_phase("before", wfe_shared::api::Phase::Completed)
+        .await;
+    let mut b = controller_process(&e, "replica-b", dir.path());
+    // b stands by (it has seen the Lease held) before the leader goes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let signal = if graceful {
+        libc::SIGTERM
+    } else {
+        libc::SIGKILL
+    };
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(a.id() as i32, signal) };
+    let _ = tokio::task::spawn_blocking(move || a.wait()).await;
+    let gone = Instant::now();
+    e.create("after", "ns1/deployment/after", None).await;
+    let done = tokio::time::timeout(
+        Duration::from_secs(60),
+        e.wait_phase("after", wfe_shared::api::Phase::Completed),
+    )
+    .await;
+    let took = gone.elapsed();
+    let _ = b.kill();
+    let _ = b.wait();
+    let log = |id: &str| {
+        std::fs::read_to_string(dir.path().join(format!("{id}.log"))).unwrap_or_default()
+    };
+    assert!(
+        done.is_ok(),
+        "no replica completed an execution after the leader went;\nreplica-b:\n{}",
+        log("replica-b")
+    );
+    eprintln!(
+        "leader {}: the standby completed a new execution {took:?} later",
+        if graceful {
+            "stopped (SIGTERM)"
+        } else {
+            "killed (SIGKILL)"
+        }
+    );
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_with_sigterm_fails_over_within_3_s() {
+    let took = failover(true, "flt-term").await;
+    assert!(took <= Duration::from_secs(3), "failover took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_with_sigkill_fails_over_within_15_s() {
+    let took = failover(false, "flt-hard").await;
+    assert!(took <= Duration::from_secs(15), "failover took {took:?}");
 }
