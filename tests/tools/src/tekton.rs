@@ -86,9 +86,22 @@ impl TektonStandIn {
                         tokio::select! {
                             _ = token.cancelled() => {}
                             r = async {
-                                match delay {
-                                    Some(delay) => drive(client, &namespace, run, delay).await,
-                                    None => succeed_at_once(client, &namespace, &run).await,
+                                // Like Tekton, which requeues a run it could not update: an API
+                                // server that cannot be reached (an outage test) is retried.
+                                let deadline = std::time::Instant::now() + Duration::from_secs(90);
+                                loop {
+                                    let r = match delay {
+                                        Some(delay) => {
+                                            drive(client.clone(), &namespace, run.clone(), delay).await
+                                        }
+                                        None => succeed_at_once(client.clone(), &namespace, &run).await,
+                                    };
+                                    match r {
+                                        Err(e) if unreachable(&e) && std::time::Instant::now() < deadline => {
+                                            tokio::time::sleep(Duration::from_millis(500)).await;
+                                        }
+                                        other => break other,
+                                    }
                                 }
                             } => match r {
                                 Ok(()) => {
@@ -104,6 +117,15 @@ impl TektonStandIn {
             }
         });
         Self { stop, finished_at }
+    }
+}
+
+/// The API server could not be reached or answered 5xx/429: worth trying again.
+fn unreachable(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(s)) => s.code >= 500 || s.code == 429,
+        Some(kube::Error::HyperError(_) | kube::Error::Service(_)) => true,
+        _ => false,
     }
 }
 
