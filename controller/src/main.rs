@@ -207,7 +207,7 @@ async fn run_controller() -> anyhow::Result<()> {
                 clock: system_clock(),
                 health,
                 audit,
-                hook: None,
+                hook: wfe_controller::hooks::kill_point_from_env().map_err(anyhow::Error::msg)?,
             };
             run(client, settings, services, shutdown.clone()).await
         }

@@ -202,6 +202,17 @@ async fn killed_right_after_an_audit_delivery() {
 /// A `wfe-controller` process (the workspace's debug build: `make test` builds it first) for the
 /// test's namespaces, with the chart's default lease timings (15 s, renewed 5 s before expiry).
 fn controller_process(e: &Env, identity: &str, dir: &std::path::Path) -> std::process::Child {
+    controller_process_with(e, identity, dir, (15, 5), &[])
+}
+
+/// [`controller_process`] with other lease timings (duration, grace) and more environment.
+fn controller_process_with(
+    e: &Env,
+    identity: &str,
+    dir: &std::path::Path,
+    (duration, grace): (u32, u32),
+    env: &[(&str, &str)],
+) -> std::process::Child {
     let bin = wfe_tools::repo_root().join("target/debug/wfe-controller");
     assert!(
         bin.is_file(),
@@ -209,23 +220,18 @@ fn controller_process(e: &Env, identity: &str, dir: &std::path::Path) -> std::pr
         bin.display()
     );
     let log = std::fs::File::create(dir.join(format!("{identity}.log"))).expect("log file");
+    let port = wfe_harness::free_port().expect("port");
     std::process::Command::new(bin)
         .env("KUBECONFIG", &wfe_tools::shared().kubeconfig)
+        .envs(env.iter().copied())
         .args(["--watch-namespace", &e.ns])
         .args(["--execution-namespace", &e.exec_ns])
         .args(["--lease-namespace", &e.exec_ns])
         .args(["--lease-name", &format!("wfe-leader-{}", e.ns)])
         .args(["--identity", identity])
-        .args([
-            "--lease-duration-seconds",
-            "15",
-            "--lease-grace-seconds",
-            "5",
-        ])
-        .arg(format!(
-            "--health-addr=127.0.0.1:{}",
-            wfe_harness::free_port().expect("port")
-        ))
+        .arg(format!("--lease-duration-seconds={duration}"))
+        .arg(format!("--lease-grace-seconds={grace}"))
+        .arg(format!("--health-addr=127.0.0.1:{port}"))
         .arg(format!(
             "--audit-file={}",
             dir.join(format!("{identity}.audit")).display()
@@ -297,4 +303,71 @@ async fn a_leader_stopped_with_sigterm_fails_over_within_3_s() {
 async fn a_leader_killed_with_sigkill_fails_over_within_15_s() {
     let took = failover(false, "flt-hard").await;
     assert!(took <= Duration::from_secs(15), "failover took {took:?}");
+}
+
+/// A `wfe-controller` process aborted (SIGABRT: no cleanup, the Lease left held) the third time a
+/// reconcile reaches `point` (`WFE_KILL_AT`, test builds only); a standby process takes over when
+/// the Lease expires (3 s here).
+async fn process_killed_at(point: &str, prefix: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let m = matrix(prefix, 7).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let short_lease = (3, 1);
+    let kill_at = format!("{point}:3");
+    let mut first = controller_process_with(
+        &m.e,
+        "replica-a",
+        dir.path(),
+        short_lease,
+        &[("WFE_KILL_AT", &kill_at)],
+    );
+    // The first leads before the standby starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut standby = controller_process_with(&m.e, "replica-b", dir.path(), short_lease, &[]);
+    let _tekton = m.e.tekton(300);
+    create(&m.e, &m.plan).await;
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || first.wait()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the process never reached {point} three times"))
+    .expect("wait task")
+    .expect("wait");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGABRT),
+        "aborted at {point}: {status:?}"
+    );
+    let killed = Instant::now();
+    converge(&m.e, &m.plan, CONVERGE_WITHIN).await;
+    let took = killed.elapsed();
+    assert_invariants(&m.e, &m.plan, &m.ledger, EventCheck::NoRepeats).await;
+    let _ = standby.kill();
+    let _ = standby.wait();
+    eprintln!(
+        "process aborted at {point}: the standby converged all {} executions {took:?} after",
+        m.plan.len()
+    );
+    m.ledger_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_aborted_after_a_pipeline_run_create() {
+    process_killed_at("after-pipelinerun-create", "flt-pkill-pr").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_aborted_after_a_status_write() {
+    process_killed_at("after-status-write", "flt-pkill-st").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_aborted_after_an_event() {
+    process_killed_at("after-event", "flt-pkill-ev").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_aborted_after_an_audit_delivery() {
+    process_killed_at("after-delivery", "flt-pkill-au").await;
 }
