@@ -69,9 +69,15 @@ pub async fn run(
                 // leader released on its way out (SIGTERM) is taken over at once instead.
                 _ = tokio::time::sleep(STANDBY_POLL) => {
                     if released(&leases, &settings.lease_name).await {
-                        tracing::info!(identity = %settings.identity, "the leader released the lease; taking over");
-                        lease_task.abort();
-                        (leader, lease_task) = lease_manager(&client, &settings).await?;
+                        // A new manager first: if it cannot be built, the old one goes on waiting.
+                        match lease_manager(&client, &settings).await {
+                            Ok(fresh) => {
+                                tracing::info!(identity = %settings.identity, "the leader released the lease; taking over");
+                                lease_task.abort();
+                                (leader, lease_task) = fresh;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot take over the released lease; waiting"),
+                        }
                     }
                 }
             }

@@ -56,8 +56,9 @@ struct Args {
     #[arg(long, env = "WFE_WEBHOOK_SHUTDOWN_GRACE", default_value = "10s", value_parser = flags::duration)]
     shutdown_grace: Duration,
     /// How long a client has to send a request's header, and how long an idle keep-alive
-    /// connection is kept (Go duration); slow and idle clients are disconnected after it.
-    #[arg(long, env = "WFE_WEBHOOK_READ_TIMEOUT", default_value = "30s", value_parser = flags::duration)]
+    /// connection is kept (Go duration); slow and idle clients are disconnected after it. Longer
+    /// than the API server's own idle timeout (90s), so that it closes idle connections first.
+    #[arg(long, env = "WFE_WEBHOOK_READ_TIMEOUT", default_value = "120s", value_parser = flags::duration)]
     read_timeout: Duration,
     /// How long a request's body may take to arrive and be answered (Go duration); 408 after it.
     #[arg(long, env = "WFE_WEBHOOK_REQUEST_TIMEOUT", default_value = "10s", value_parser = flags::duration)]

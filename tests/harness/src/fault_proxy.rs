@@ -2,7 +2,7 @@
 //! 127.0.0.1 in front, the API server's TLS and credentials behind (the upstream `kube::Client`).
 //! The test sets which faults apply, and may change them at any time:
 //! - answer a fraction of matching writes with an error status (409, 500, 503: the write does not
-//!   happen), or forward the write and then lose its answer (it happens; the client sees a 503);
+//!   happen), or forward the write and then lose its answer (it happens; the client sees an error);
 //! - delay every answer;
 //! - reset a fraction of connections (no answer at all);
 //! - end every watch stream after a while (the client re-watches), or answer a fraction of new
@@ -44,8 +44,10 @@ pub struct WriteFault {
 pub enum WriteEffect {
     /// Answered with this status without forwarding: the write does not happen.
     Refuse(u16),
-    /// Forwarded, and then answered 503: the write happened, the client cannot know.
-    LoseAnswer,
+    /// Forwarded, and then answered with this status: the write happened, the client cannot know.
+    /// (kube-rs retries a 503 or 504 itself — its retry then meets the write that landed — and
+    /// passes a 500 on.)
+    LoseAnswer(u16),
 }
 
 /// What the proxy does now.
@@ -75,7 +77,30 @@ pub struct Stats {
     pub watches_expired: AtomicU64,
 }
 
+/// The counts of [`Stats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub forwarded: u64,
+    pub refused: u64,
+    pub answers_lost: u64,
+    pub resets: u64,
+    pub watches_cut: u64,
+    pub watches_expired: u64,
+}
+
 impl Stats {
+    pub fn snapshot(&self) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            forwarded: get(&self.forwarded),
+            refused: get(&self.refused),
+            answers_lost: get(&self.answers_lost),
+            resets: get(&self.resets),
+            watches_cut: get(&self.watches_cut),
+            watches_expired: get(&self.watches_expired),
+        }
+    }
+
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
@@ -283,7 +308,7 @@ async fn answer(
         );
         return response;
     }
-    let mut lose_answer = false;
+    let mut lose_answer = None;
     if is_write(req.method()) {
         let path = req.uri().path().to_owned();
         for fault in &faults.writes {
@@ -295,7 +320,7 @@ async fn answer(
                         shared.stats.refused.fetch_add(1, Ordering::Relaxed);
                         return status(code, reason_of(code), "injected by the fault proxy");
                     }
-                    WriteEffect::LoseAnswer => lose_answer = true,
+                    WriteEffect::LoseAnswer(code) => lose_answer = Some(code),
                 }
                 break;
             }
@@ -312,9 +337,9 @@ async fn answer(
         }
     };
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    if lose_answer {
+    if let Some(code) = lose_answer {
         shared.stats.answers_lost.fetch_add(1, Ordering::Relaxed);
-        return status(503, "ServiceUnavailable", "injected: the answer was lost");
+        return status(code, reason_of(code), "injected: the answer was lost");
     }
     if watch {
         return watch_with_faults(shared, response, faults.cut_watches_after);

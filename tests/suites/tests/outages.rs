@@ -26,6 +26,16 @@ async fn outage(component: Component, prefix: &str) {
     create(&e, &plan).await;
     // Mid-run: PipelineRuns created, none finished yet.
     tokio::time::sleep(Duration::from_millis(700)).await;
+    let in_flight = e
+        .wfes
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .filter(|w| !w.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
+        .count();
+    assert!(in_flight > 0, "nothing was in flight when the outage began");
     let cp = shared();
     cp.stop(component);
     let stopped = Instant::now();
@@ -41,7 +51,7 @@ async fn outage(component: Component, prefix: &str) {
     let converged = stopped.elapsed();
     assert_invariants(&e, &plan, &ledger, EventCheck::NoRepeats).await;
     eprintln!(
-        "{component:?} killed for {DOWN:?} (serving again {back:?} after the kill): all {} executions converged {converged:?} after the kill",
+        "{component:?} killed for {DOWN:?} with {in_flight} executions in flight (serving again {back:?} after the kill): all {} converged {converged:?} after the kill",
         plan.len()
     );
     ledger_task.abort();

@@ -148,8 +148,9 @@ pub async fn converge(e: &Env, plan: &[Planned], within: Duration) -> Duration {
 pub enum EventCheck {
     /// Exactly one per transition.
     Exact,
-    /// None repeated; one may be missing — a controller killed between a write and its Events
-    /// (Events are best-effort across a crash; the audit trail is the loss-free record).
+    /// None repeated; those of transitions in flight may be missing (a quarter at most) — a
+    /// controller killed between a write and its Events (Events are best-effort across a crash;
+    /// the audit trail is the loss-free record).
     NoRepeats,
 }
 
@@ -266,6 +267,7 @@ pub async fn assert_invariants(e: &Env, plan: &[Planned], ledger: &RunLedger, ch
 
     // Events follow the status writes that caused them: let the last ones land.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut missing, mut total) = (0, 0);
     for p in plan {
         let events = e.events(&p.name).await;
         let expected: &[&str] = match phase(&p.name) {
@@ -281,6 +283,8 @@ pub async fn assert_invariants(e: &Env, plan: &[Planned], ledger: &RunLedger, ch
                 .iter()
                 .all(|(reason, n)| *n == 1 && expected.contains_key(reason)),
         };
+        missing += expected.keys().filter(|r| !events.contains_key(*r)).count();
+        total += expected.len();
         if !fine {
             let all: Vec<_> =
                 futures::future::join_all(plan.iter().map(|p| e.events(&p.name))).await;
@@ -292,4 +296,14 @@ pub async fn assert_invariants(e: &Env, plan: &[Planned], ledger: &RunLedger, ch
             p.name
         );
     }
+    // A crash or an outage may cost the Events of the transitions in flight (up to the reconcile
+    // concurrency of the replica killed) — never most of them.
+    let allowed = match check {
+        EventCheck::Exact => 0,
+        EventCheck::NoRepeats => total / 4,
+    };
+    assert!(
+        missing <= allowed,
+        "{missing} Events missing (at most {allowed} may be, {check:?})"
+    );
 }

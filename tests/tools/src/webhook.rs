@@ -62,7 +62,7 @@ impl LocalWebhook {
                 defaults: Defaults::default(),
                 max_request_bytes: 4 << 20,
                 shutdown_grace: Duration::from_secs(2),
-                read_timeout: Duration::from_secs(30),
+                read_timeout: Duration::from_secs(120),
                 request_timeout: Duration::from_secs(10),
                 metrics: metrics.clone(),
             },
