@@ -231,12 +231,25 @@ pub async fn assert_invariants(e: &Env, plan: &[Planned], ledger: &RunLedger, ch
         }
     }
 
-    let uids = ledger.uids();
     let runs = e
         .runs
         .list(&Default::default())
         .await
         .expect("list PipelineRuns");
+    // The ledger's own watch may still be backing off after an outage: let it catch up with every
+    // run that exists before it is asked how often each was created.
+    let caught_up = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < caught_up
+        && runs.items.iter().any(|r| {
+            r.metadata
+                .name
+                .as_ref()
+                .is_some_and(|n| !ledger.uids().contains_key(n))
+        })
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let uids = ledger.uids();
     for p in plan {
         let name = wfe_shared::api::names::pipeline_run_name(&p.target);
         if ran.contains(&p.name) {
