@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use tokio::sync::Notify;
 use wfe_controller::context::Settings;
 use wfe_controller::hooks::{Hook, Point};
 use wfe_shared::WorkflowExecution;
@@ -213,29 +212,11 @@ async fn a_receiver_outage_delays_the_events_without_losing_or_repeating_any() {
     }
 }
 
-/// A hook that holds the reconcile forever the first time it reaches `point`, and tells.
-fn hold_once_at(point: Point) -> (Hook, Arc<Notify>) {
-    let reached = Arc::new(Notify::new());
-    let once = Arc::new(AtomicBool::new(false));
-    let tell = reached.clone();
-    let hook: Hook = Arc::new(move |at| {
-        let hold = at == point && !once.swap(true, Ordering::SeqCst);
-        let tell = tell.clone();
-        Box::pin(async move {
-            if hold {
-                tell.notify_one();
-                std::future::pending::<()>().await;
-            }
-        })
-    });
-    (hook, reached)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_between_delivery_and_the_status_write_the_resend_is_the_same_event() {
     let e = env("audit-crash1").await;
     let r = Receiver::start().await.expect("receiver");
-    let (hook, reached) = hold_once_at(Point::AfterDelivery);
+    let (hook, reached) = wfe_tools::faults::hold_at(Point::AfterDelivery, 1);
     let mut first = replica(&e, "replica-a", &r, Some(hook));
     let _tekton = e.tekton(100);
     e.create("crash", "shop/deployment/crash", None).await;
