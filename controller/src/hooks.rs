@@ -21,6 +21,8 @@ pub enum Point {
 pub type Hook = Arc<dyn Fn(Point) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 impl Point {
+    // Read only where kill points are (builds with debug assertions) and in tests.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     const ALL: [Point; 4] = [
         Point::AfterDelivery,
         Point::AfterStatusWrite,

@@ -6,7 +6,8 @@
 //! write, leader-guarded) → [`report`] (log lines and metrics) and [`events`]. Around it:
 //! [`leader`] (the lease), [`watches`] (caches and the controller loop), [`lock`] (the lock sweep),
 //! [`cache`] (what a cached execution keeps), [`targets`] (executions by target, for the safety
-//! rules), [`audit`] (delivery of audit events), [`own_writes`], [`memory`], [`metrics`].
+//! rules), [`audit`] (delivery of audit events), [`own_writes`], [`memory`], [`metrics`], [`gate`] (the reconciles' slots, work under way
+//! first).
 
 pub mod audit;
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod context;
 pub mod effects;
 pub mod error;
 pub mod events;
+pub mod gate;
 pub mod health;
 pub mod hooks;
 pub mod leader;

@@ -91,8 +91,8 @@ struct Args {
     /// (PipelineFailedToStart); the execution still runs until its deadline.
     #[arg(long, env = "WFE_PIPELINE_START_TIMEOUT", default_value = "5m", value_parser = flags::duration)]
     pipeline_start_timeout: Duration,
-    /// Reconciles running at once.
-    #[arg(long, env = "WFE_CONCURRENCY", default_value_t = 64)]
+    /// Reconciles running at once; when more are due, work under way goes before new executions.
+    #[arg(long, env = "WFE_CONCURRENCY", default_value_t = 32)]
     concurrency: u16,
     /// Leader-election Lease name.
     #[arg(long, env = "WFE_LEASE_NAME", default_value = "wfe-controller-leader")]

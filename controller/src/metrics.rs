@@ -5,6 +5,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use wfe_shared::api::Phase;
+use wfe_shared::plan::Urgency;
 use wfe_shared::status::overdue::PastDeadline;
 
 #[derive(Clone)]
@@ -21,6 +22,12 @@ pub struct Metrics {
     /// Reconciles by result (`ok`, `error`).
     pub reconciles: IntCounterVec,
     pub reconcile_duration: HistogramVec,
+    /// Time a due reconcile waited for a slot, by urgency (`under_way`, `new`).
+    pub reconcile_wait: HistogramVec,
+    /// Reconciles waiting for a slot now, by urgency.
+    pub reconciles_waiting: IntGaugeVec,
+    /// Tasks alive in the controller's async runtime (flat over time when nothing leaks).
+    pub runtime_tasks: IntGauge,
     /// PipelineRuns currently holding a target's lock (cached).
     pub lock_holders: IntGauge,
     /// 1 while this replica holds the leader lease.
@@ -102,6 +109,27 @@ impl Metrics {
                 ]),
                 &["phase"],
             )?,
+            reconcile_wait: HistogramVec::new(
+                HistogramOpts::new(
+                    "wfe_controller_reconcile_wait_seconds",
+                    "Time a due reconcile waited for one of --concurrency slots, by urgency (under_way: Running, finished or deleted executions, which go first; new: Pending ones).",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
+                &["urgency"],
+            )?,
+            reconciles_waiting: IntGaugeVec::new(
+                Opts::new(
+                    "wfe_controller_reconciles_waiting",
+                    "Reconciles waiting for a slot, by urgency.",
+                ),
+                &["urgency"],
+            )?,
+            runtime_tasks: IntGauge::new(
+                "wfe_controller_runtime_tasks",
+                "Tasks alive in the controller's async runtime.",
+            )?,
             lock_holders: IntGauge::new(
                 "wfe_controller_lock_holders",
                 "PipelineRuns of this controller currently holding a target lock.",
@@ -177,6 +205,10 @@ impl Metrics {
         m.registry.register(Box::new(m.reconciles.clone()))?;
         m.registry
             .register(Box::new(m.reconcile_duration.clone()))?;
+        m.registry.register(Box::new(m.reconcile_wait.clone()))?;
+        m.registry
+            .register(Box::new(m.reconciles_waiting.clone()))?;
+        m.registry.register(Box::new(m.runtime_tasks.clone()))?;
         m.registry.register(Box::new(m.lock_holders.clone()))?;
         m.registry.register(Box::new(m.leader.clone()))?;
         m.registry.register(Box::new(m.events.clone()))?;
@@ -190,6 +222,9 @@ impl Metrics {
         m.registry.register(Box::new(m.past_deadline.clone()))?;
         // Series the alerts compare exist from the start, so they read 0, not nothing.
         m.set_past_deadline(PastDeadline::default());
+        for urgency in Urgency::ALL {
+            m.reconciles_waiting.with_label_values(&[urgency.as_str()]);
+        }
         for result in ["delivered", "deferred", "rejected"] {
             m.audit_events.with_label_values(&[result]);
         }

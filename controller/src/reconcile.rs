@@ -2,17 +2,18 @@
 //! a conflict re-read and plan again (keeping what the effects already did, so none is repeated).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use wfe_shared::WorkflowExecution;
-use wfe_shared::plan::{self, Done, Plan, Step};
+use wfe_shared::plan::{self, Done, Plan, Step, Urgency};
 
 use crate::context::Context;
 use crate::effects::carry_out;
 use crate::error::Error;
+use crate::gate::Gate;
 use crate::hooks::Point;
 use crate::observe::observe;
 use crate::writer::Writer;
@@ -26,7 +27,31 @@ const MAX_ATTEMPTS: u32 = 5;
 /// release the lock, create again, deliver the audit events) — five; cleanup takes three.
 const MAX_EFFECTS: usize = 6;
 
-/// The controller's entry point for one object.
+/// The controller loop's entry point for one due object: waits for a slot (work under way before
+/// new work), then reconciles the object as the cache holds it by then.
+pub async fn when_due(
+    wfe: Arc<WorkflowExecution>,
+    ctx: Arc<Context>,
+    gate: Gate,
+) -> Result<Action, Error> {
+    // As this controller last wrote it: a PipelineRun that finished right after the Running write
+    // makes the execution due while the cache may still read Pending.
+    let urgency = Urgency::of(&ctx.own_writes.freshest(wfe.clone()));
+    let waiting = Instant::now();
+    let _slot = gate.enter(urgency).await;
+    ctx.metrics
+        .reconcile_wait
+        .with_label_values(&[urgency.as_str()])
+        .observe(waiting.elapsed().as_secs_f64());
+    // It may have changed, or gone, while it waited.
+    let Some(wfe) = ctx.targets.latest(&wfe) else {
+        return Ok(Action::await_change());
+    };
+    // Boxed: a waiting reconcile stays small (a backlog of 10,000 waits here).
+    Box::pin(reconcile(wfe, ctx)).await
+}
+
+/// One reconcile of one object.
 pub async fn reconcile(wfe: Arc<WorkflowExecution>, ctx: Arc<Context>) -> Result<Action, Error> {
     let wfe = ctx.own_writes.freshest(wfe);
     let phase = wfe.status.as_ref().map(|s| s.phase).unwrap_or_default();

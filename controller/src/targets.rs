@@ -111,6 +111,11 @@ impl Targets {
         }
     }
 
+    /// The store's object for `wfe` now (`None` once it is gone).
+    pub fn latest(&self, wfe: &WorkflowExecution) -> Option<Arc<WorkflowExecution>> {
+        self.store.get(&ObjectRef::from_obj(wfe))
+    }
+
     /// The store's object for `wfe` replaces its entry (a deleted one is dropped).
     fn touched(&self, wfe: &WorkflowExecution) {
         let target = target_hash(&wfe.spec.target_resource);

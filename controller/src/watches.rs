@@ -16,15 +16,17 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio_util::sync::CancellationToken;
 use wfe_shared::WorkflowExecution;
 use wfe_shared::api::names;
+use wfe_shared::plan::Urgency;
 use wfe_shared::status::overdue::count_past_deadline;
 use wfe_shared::tekton::observed::{Observed, ObservedRun, ObservedTaskRun, Watched};
 use wfe_shared::tekton::ownership::Owner;
 
 use crate::cache::{Cached, cached, trim_execution};
 use crate::context::{Context, Services, Settings};
+use crate::gate::Gate;
 use crate::lock::expired_locks;
 use crate::memory::release_free_memory;
-use crate::reconcile::{error_policy, reconcile};
+use crate::reconcile::{error_policy, when_due};
 use crate::targets::Targets;
 
 /// The WorkflowExecution a PipelineRun or TaskRun belongs to, from its labels.
@@ -130,8 +132,11 @@ pub async fn run_controller(
         leading,
         own_writes: Default::default(),
     });
+    // The controller loop itself is unlimited: the gate holds reconciles to --concurrency, work
+    // under way first.
+    let gate = Gate::new(settings.concurrency.into());
     {
-        let targets = targets.clone();
+        let (targets, gate) = (targets.clone(), gate.clone());
         let (runs, task_runs, wfes, ready, metrics) = (
             runs.clone(),
             task_runs.clone(),
@@ -154,10 +159,21 @@ pub async fn run_controller(
                 }
                 _ = stop.cancelled() => return,
             }
-            // Keep the lock-holder gauge current, and give memory back (a few milliseconds of
-            // one thread for a heap of tens of MiB) every 2 s.
+            // Keep the gauges current, and give memory back (a few milliseconds of one thread
+            // for a heap of tens of MiB) every 2 s.
             while !stop.is_cancelled() {
                 metrics.lock_holders.set(runs.len() as i64);
+                for (urgency, n) in Urgency::ALL.into_iter().zip(gate.waiting()) {
+                    metrics
+                        .reconciles_waiting
+                        .with_label_values(&[urgency.as_str()])
+                        .set(n as i64);
+                }
+                metrics.runtime_tasks.set(
+                    tokio::runtime::Handle::current()
+                        .metrics()
+                        .num_alive_tasks() as i64,
+                );
                 let state = wfes.state();
                 metrics.set_past_deadline(count_past_deadline(
                     state.iter().map(|w| w.as_ref()),
@@ -173,12 +189,16 @@ pub async fn run_controller(
     let stop_signal = stop.clone();
     let expired = expired_locks(wfes.clone(), runs, ctx.clone());
     Controller::for_stream(wfe_events, wfes)
-        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .with_config(controller::Config::default().concurrency(0))
         .reconcile_on(owners_of(run_events, |run| run.owner.as_ref()))
         .reconcile_on(owners_of(task_run_events, |tr| tr.owner.as_ref()))
         .reconcile_on(expired)
         .graceful_shutdown_on(async move { stop_signal.cancelled().await })
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |wfe, ctx| when_due(wfe, ctx, gate.clone()),
+            error_policy,
+            ctx,
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");

@@ -15,6 +15,7 @@ mod lock;
 mod outcome;
 mod pending;
 mod transition;
+mod urgency;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use k8s_openapi::jiff::Timestamp;
 
 pub use lock::{lock_due, lock_expired};
 pub use outcome::{CreateResult, Event, EventReason, EventType, LogLevel, LogLine, Metric};
+pub use urgency::Urgency;
 
 use crate::api::names::pipeline_run_name;
 use crate::api::{

@@ -46,3 +46,25 @@ fn status_kib(pid: u32) -> impl Fn(&str) -> u64 {
             .unwrap_or(0)
     }
 }
+
+/// (open file descriptors, of which sockets) of `pid`.
+pub fn open_fds(pid: u32) -> (usize, usize) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return (0, 0);
+    };
+    let (mut all, mut sockets) = (0, 0);
+    for entry in dir.flatten() {
+        all += 1;
+        if std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        {
+            sockets += 1;
+        }
+    }
+    (all, sockets)
+}
+
+/// Threads of `pid`.
+pub fn threads(pid: u32) -> u64 {
+    status_kib(pid)("Threads:")
+}

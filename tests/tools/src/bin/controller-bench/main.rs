@@ -9,6 +9,9 @@
 //!
 //! `cargo build --release -p wfe-controller -p wfe-tools && target/release/controller-bench --executions 1000`
 
+mod ceiling;
+mod soak;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -24,7 +27,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use wfe_shared::fixtures::execution;
-use wfe_shared::{Phase, WorkflowExecution};
+use wfe_shared::{Phase, WorkflowExecution, WorkflowExecutionStatus};
 use wfe_tools::procfs::{cpu_seconds, rss_kib, rss_parts_kib};
 use wfe_tools::tekton::TektonStandIn;
 
@@ -41,7 +44,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     rate: u64,
     /// Controller reconcile concurrency (the controller's default).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     concurrency: u16,
     /// Idle period after the run in which writes are counted (must be zero for the controller).
     #[arg(long, default_value_t = 10)]
@@ -62,6 +65,18 @@ struct Args {
     /// writes its audit events as JSON lines to its stdout (discarded here).
     #[arg(long)]
     receiver: bool,
+    /// Soak instead: create at `--rate` (default 10/s here) for this many minutes, delete each
+    /// execution `--soak-keep-seconds` after it completed, and sample the controller's memory,
+    /// descriptors, threads and runtime tasks every 10 s.
+    #[arg(long, default_value_t = 0)]
+    soak_minutes: u64,
+    #[arg(long, default_value_t = 30)]
+    soak_keep_seconds: u64,
+    /// After the run, issue the same API requests per execution from a minimal client (no
+    /// controller), with the same creators and as many workers as the controller's concurrency,
+    /// and report the controller's rate as a fraction of that ceiling.
+    #[arg(long)]
+    ceiling: bool,
     /// The controller binary (default: `wfe-controller` next to this binary).
     #[arg(long)]
     controller: Option<PathBuf>,
@@ -132,6 +147,16 @@ fn delta(
         .collect()
 }
 
+/// The API server's own CPU seconds so far (`process_cpu_seconds_total` of its metrics).
+async fn apiserver_cpu(client: &Client) -> anyhow::Result<f64> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("process_cpu_seconds_total ")?.parse().ok())
+        .context("the API server's metrics have no process_cpu_seconds_total")
+}
+
 /// Starts the release controller as its own process.
 fn spawn_controller(
     binary: &std::path::Path,
@@ -160,6 +185,47 @@ fn spawn_controller(
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?,
     ))
+}
+
+/// The controller's own metrics text.
+async fn controller_metrics(health: std::net::SocketAddr) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(health) else {
+            return String::new();
+        };
+        let _ = write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut t = String::new();
+        let _ = s.read_to_string(&mut t);
+        t
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Count, mean and the bucket bound holding the 99th percentile of one labelled series of a
+/// Prometheus histogram in `text`.
+fn histogram_summary(text: &str, name: &str, label: &str) -> Option<(f64, f64, String)> {
+    let value = |line: &str| line.rsplit(' ').next()?.parse::<f64>().ok();
+    let series = |suffix: &'static str| {
+        let start = format!("{name}{suffix}{{");
+        text.lines()
+            .filter(move |l| l.starts_with(&start) && l.contains(label))
+    };
+    let count = series("_count").find_map(value)?;
+    let sum = series("_sum").find_map(value)?;
+    let p99 = series("_bucket")
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?.to_owned();
+            Some((le, value(l)?))
+        })
+        .find(|(_, n)| *n >= 0.99 * count)
+        .map(|(le, _)| le)
+        .unwrap_or_default();
+    Some((count, if count > 0.0 { sum / count } else { 0.0 }, p99))
 }
 
 /// Waits until the controller leads (its caches are then syncing or synced).
@@ -221,14 +287,22 @@ async fn main() -> anyhow::Result<()> {
 
     // Completion times as the watch sees them.
     let completed: Arc<Mutex<HashMap<String, (Instant, String)>>> = Arc::default();
+    // One execution's Running status as the controller wrote it (for `--ceiling`).
+    let running: Arc<Mutex<Option<(String, WorkflowExecutionStatus)>>> = Arc::default();
     {
-        let (completed, wfes) = (completed.clone(), wfes.clone());
+        let (completed, running, wfes) = (completed.clone(), running.clone(), wfes.clone());
         tokio::spawn(async move {
             let mut stream = watcher(wfes, watcher::Config::default())
                 .applied_objects()
                 .boxed();
             while let Some(Ok(w)) = stream.next().await {
                 let s = w.status.as_ref();
+                if let Some(s) = s.filter(|s| s.phase == Phase::Running) {
+                    running
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(|| (w.name_any(), s.clone()));
+                }
                 if s.map(|s| s.phase) == Some(Phase::Completed) {
                     let run = s
                         .and_then(|s| s.pipeline_run_ref.as_ref())
@@ -269,7 +343,28 @@ async fn main() -> anyhow::Result<()> {
         .timeout("30m")
         .service_account("runner")
         .build();
+    if args.soak_minutes > 0 {
+        let Some(controller) = controller else {
+            bail!("--soak-minutes runs the controller while it creates: drop --backlog");
+        };
+        let result = soak::run(soak::Soak {
+            wfes,
+            template,
+            pid: controller.0.id(),
+            health,
+            rate: if args.rate > 0 { args.rate } else { 10 },
+            minutes: args.soak_minutes,
+            keep: Duration::from_secs(args.soak_keep_seconds),
+            finished_at: tekton.finished_at.clone(),
+        })
+        .await;
+        drop(tekton);
+        drop(controller);
+        return result;
+    }
     let before = writes(&client).await?;
+    let run_before = before.clone();
+    let api_cpu_before = apiserver_cpu(&client).await?;
     let mut started = Instant::now();
     // The controller's CPU from here on (in backlog mode: from its start, initial list included).
     let cpu_before = controller
@@ -338,10 +433,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let total = started.elapsed();
     let cpu = cpu_seconds(pid) - cpu_before;
+    let api_cpu = apiserver_cpu(&client).await? - api_cpu_before;
     // Let the last writes land in the metrics, then count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = writes(&client).await?;
     let (rss, hwm) = rss_kib(pid);
+    let own_metrics = controller_metrics(health).await;
     let (anon, file) = rss_parts_kib(pid);
 
     // Idle: nothing changes, so the controller must write nothing (leases aside).
@@ -403,6 +500,19 @@ async fn main() -> anyhow::Result<()> {
         anon as f64 / 1024.0,
         file as f64 / 1024.0
     );
+    for urgency in ["under_way", "new"] {
+        if let Some((count, mean, p99)) = histogram_summary(
+            &own_metrics,
+            "wfe_controller_reconcile_wait_seconds",
+            &format!("urgency=\"{urgency}\""),
+        ) {
+            println!(
+                "reconciles waiting for a slot ({urgency}): {count} reconciles, mean {:.0} ms, p99 ≤ {p99} s",
+                mean * 1000.0
+            );
+        }
+    }
+    println!();
     println!("API writes during the run, as counted by the API server (per execution):\n");
     println!("| verb | resource | subresource | code | total | per execution | who |");
     println!("|---|---|---|---|---|---|---|");
@@ -431,6 +541,11 @@ async fn main() -> anyhow::Result<()> {
         cpu / total.as_secs_f64() * 100.0,
         cpu * 1000.0 / n
     );
+    println!(
+        "kube-apiserver CPU during the run: {api_cpu:.1}s ({:.0}% of one core; {:.2} ms per execution)",
+        api_cpu / total.as_secs_f64() * 100.0,
+        api_cpu * 1000.0 / n
+    );
     let idle: Vec<_> = delta(&after, &idle_after)
         .into_iter()
         .filter(|((_, r, _, _), _)| r != "leases")
@@ -452,6 +567,67 @@ async fn main() -> anyhow::Result<()> {
             events.len() as f64 / n,
             unique.len(),
             events.len() - unique.len()
+        );
+    }
+    if args.ceiling {
+        let Some((name, running)) = running.lock().unwrap().clone() else {
+            bail!("the watch saw no execution Running: no bodies for the ceiling");
+        };
+        let bodies = ceiling::Bodies::of(&client, &ns, &name, running).await?;
+        let ceiling_ns = cp.namespace(&client, "bench-ceiling").await;
+        let run_ns = cp.namespace(&client, "bench-ceiling-runs").await;
+        if let Some(w) = &webhook {
+            w.register(&client, &ceiling_ns).await?;
+        }
+        let before = writes(&client).await?;
+        let api_cpu_before = apiserver_cpu(&client).await?;
+        let took = ceiling::run(ceiling::Ceiling {
+            client: client.clone(),
+            namespace: ceiling_ns,
+            run_namespace: run_ns,
+            template: template.clone(),
+            bodies,
+            executions: args.executions,
+            creators: args.creators,
+            workers: args.concurrency.into(),
+            webhook_adds_finalizer: webhook.is_some(),
+        })
+        .await?;
+        let ceiling_cpu = apiserver_cpu(&client).await? - api_cpu_before;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ceiling_writes: f64 = delta(&before, &writes(&client).await?)
+            .into_iter()
+            .filter(|((_, r, _, _), _)| r != "leases")
+            .map(|(_, v)| v)
+            .sum();
+        let run_writes: f64 = delta(&run_before, &after)
+            .into_iter()
+            .filter(|((_, r, _, _), _)| r != "leases")
+            .map(|(_, v)| v)
+            .sum();
+        let (rate, ceiling_rate) = (n / total.as_secs_f64(), n / took.as_secs_f64());
+        println!(
+            "\nceiling: the same requests from a minimal client, {} creators + {} workers, same control plane:\n",
+            args.creators, args.concurrency
+        );
+        println!(
+            "| | executions/s | API writes per execution | kube-apiserver CPU per execution |"
+        );
+        println!("|---|---|---|---|");
+        println!(
+            "| controller | {rate:.1} | {:.2} | {:.2} ms |",
+            run_writes / n,
+            api_cpu * 1000.0 / n
+        );
+        println!(
+            "| minimal client (ceiling) | {ceiling_rate:.1} | {:.2} | {:.2} ms |",
+            ceiling_writes / n,
+            ceiling_cpu * 1000.0 / n
+        );
+        println!(
+            "\ncontroller / ceiling: **{:.0}%** of the executions/s; kube-apiserver CPU per execution {:.2}× the ceiling's",
+            rate / ceiling_rate * 100.0,
+            api_cpu / ceiling_cpu
         );
     }
     drop(tekton);
