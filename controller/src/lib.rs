@@ -7,7 +7,7 @@
 //! [`leader`] (the lease), [`watches`] (caches and the controller loop), [`lock`] (the lock sweep),
 //! [`cache`] (what a cached execution keeps), [`targets`] (executions by target, for the safety
 //! rules), [`audit`] (delivery of audit events), [`own_writes`], [`memory`], [`metrics`], [`gate`] (the reconciles' slots, work under way
-//! first).
+//! first), [`watch_backoff`] (how soon a failed watch is retried).
 
 pub mod audit;
 pub mod cache;
@@ -27,5 +27,6 @@ pub mod own_writes;
 pub mod reconcile;
 pub mod report;
 pub mod targets;
+pub mod watch_backoff;
 pub mod watches;
 pub mod writer;

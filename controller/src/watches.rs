@@ -28,6 +28,7 @@ use crate::lock::expired_locks;
 use crate::memory::release_free_memory;
 use crate::reconcile::{error_policy, when_due};
 use crate::targets::Targets;
+use crate::watch_backoff::{WatchBackoff, relist_at_once_when_gone};
 
 /// The WorkflowExecution a PipelineRun or TaskRun belongs to, from its labels.
 fn owner_of(owner: Option<&Owner>) -> Option<ObjectRef<WorkflowExecution>> {
@@ -50,11 +51,11 @@ where
     // Only our PipelineRuns and TaskRuns (Tekton copies the PipelineRun's labels onto its TaskRuns).
     let ours = watcher::Config::default().labels(names::WORKFLOW_EXECUTION);
     let (store, writer) = reflector::store();
-    let events = watcher(
+    let events = relist_at_once_when_gone(watcher(
         Api::<Watched<T>>::namespaced(client.clone(), namespace),
         ours,
-    )
-    .default_backoff()
+    ))
+    .backoff(WatchBackoff::default())
     .map_ok(cached);
     (
         store,
@@ -100,14 +101,14 @@ pub async fn run_controller(
     let indexed = targets.clone();
     let wfe_events = reflector::reflector(
         wfe_writer,
-        watcher(
+        relist_at_once_when_gone(watcher(
             match &settings.watch_namespace {
                 Some(ns) => Api::<WorkflowExecution>::namespaced(client.clone(), ns),
                 None => Api::<WorkflowExecution>::all(client.clone()),
             },
             watcher::Config::default(),
-        )
-        .default_backoff()
+        ))
+        .backoff(WatchBackoff::default())
         .modify(trim_execution),
     )
     // After the store applied it: the index shares the store's object.

@@ -17,6 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use wfe_controller::watch_backoff::{WatchBackoff, relist_at_once_when_gone};
 use wfe_shared::tekton::{ParamValue, PipelineRun, TaskRun, TaskRunSpec};
 
 /// The pipeline task every simulated PipelineRun has.
@@ -61,10 +62,14 @@ impl TektonStandIn {
         let token = stop.clone();
         let namespace = namespace.to_owned();
         tokio::spawn(async move {
-            let mut events = watcher(runs.clone(), watcher::Config::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
+            // Retried as the controller retries its watches (at most 5 s apart; real Tekton's
+            // client-go backs off to 30 s), so an outage's convergence times measure the
+            // controller, not the stand-in (docs/reliability.md).
+            let mut events =
+                relist_at_once_when_gone(watcher(runs.clone(), watcher::Config::default()))
+                    .backoff(WatchBackoff::default())
+                    .applied_objects()
+                    .boxed();
             loop {
                 let next = tokio::select! {
                     _ = token.cancelled() => return,

@@ -8,16 +8,19 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 use wfe_shared::tekton::builder::build;
-use wfe_shared::{WorkflowExecution, WorkflowExecutionStatus};
+use wfe_shared::{Phase, WorkflowExecution, WorkflowExecutionStatus};
 
-/// What the controller wrote for one execution, taken from the controller's run.
+/// What the controller wrote for one execution, taken from a run of one through the controller.
+#[derive(Clone)]
 pub struct Bodies {
     pub running: WorkflowExecutionStatus,
     pub completed: WorkflowExecutionStatus,
@@ -75,10 +78,30 @@ pub struct Ceiling {
     pub webhook_adds_finalizer: bool,
 }
 
-/// Issues the requests of every execution; returns when the last one's last request returned.
+/// Issues the requests of every execution; returns the time until a watch saw the last one
+/// Completed (as the controller's run is timed).
 pub async fn run(c: Ceiling) -> anyhow::Result<Duration> {
-    let started = Instant::now();
     let wfes: Api<WorkflowExecution> = Api::namespaced(c.client.clone(), &c.namespace);
+    let (done_tx, mut done) = tokio::sync::watch::channel(0usize);
+    let watch = {
+        let wfes = wfes.clone();
+        tokio::spawn(async move {
+            let mut seen = std::collections::HashSet::new();
+            let mut stream = watcher(wfes, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(w)) = stream.next().await {
+                if w.status.as_ref().map(|s| s.phase) == Some(Phase::Completed)
+                    && seen.insert(w.name_any())
+                {
+                    let _ = done_tx.send(seen.len());
+                }
+            }
+        })
+    };
+    // The watch is established (its initial list done) before the first create.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
     // Created executions, handed to the workers as the controller's queue hands them on.
     let (created, queue) = mpsc::unbounded_channel::<WorkflowExecution>();
     let queue = std::sync::Arc::new(tokio::sync::Mutex::new(queue));
@@ -128,7 +151,18 @@ pub async fn run(c: Ceiling) -> anyhow::Result<Duration> {
     for t in creators.into_iter().chain(workers) {
         t.await??;
     }
-    Ok(started.elapsed())
+    let n = c.executions;
+    let seen_all = tokio::time::timeout(Duration::from_secs(60), done.wait_for(|d| *d >= n))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let took = started.elapsed();
+    watch.abort();
+    anyhow::ensure!(
+        seen_all,
+        "the ceiling's watch saw {} of {n} executions Completed",
+        *done.borrow()
+    );
+    Ok(took)
 }
 
 /// The controller's writes for one execution (and Tekton's), one after the other.
