@@ -1,5 +1,5 @@
 # The two commands of the README, and helpers.
-.PHONY: up test images crds chart-docs fmt mutants fuzz soak ceiling
+.PHONY: up test images crds chart-docs fmt mutants fuzz soak ceiling bench-build
 
 up:    ## bring up the local environment (control plane + CRDs + example), Ctrl-C to stop
 	bash scripts/local-up.sh
@@ -25,12 +25,13 @@ fmt:
 fuzz:  ## fuzz every target for FUZZ_SECONDS (default 600) each, TARGETS='admission ...' for some; grows and minimises fuzz/corpus
 	TARGETS='$(TARGETS)' FUZZ_SECONDS='$(FUZZ_SECONDS)' bash scripts/fuzz.sh
 
-soak:  ## the soak of docs/reliability.md: 10 executions/s for SOAK_MINUTES (default 30), memory, descriptors, tasks
+# The control plane's binaries and the release controller and benchmark, for the two below.
+bench-build:
 	bash scripts/build-control-plane.sh >/dev/null
 	cargo build --release -p wfe-controller -p wfe-tools --bin wfe-controller --bin controller-bench
+
+soak: bench-build  ## the soak of docs/reliability.md: 10 executions/s for SOAK_MINUTES (default 30), memory, descriptors, tasks
 	target/release/controller-bench --soak-minutes $(or $(SOAK_MINUTES),30)
 
-ceiling:  ## the controller's executions/s against a minimal client's, same requests, same control plane (docs/benchmarks.md)
-	bash scripts/build-control-plane.sh >/dev/null
-	cargo build --release -p wfe-controller -p wfe-tools --bin wfe-controller --bin controller-bench
+ceiling: bench-build  ## the controller's executions/s against a minimal client's, same requests, same control plane (docs/benchmarks.md)
 	target/release/controller-bench --executions 1000 --idle-seconds 1 --ceiling

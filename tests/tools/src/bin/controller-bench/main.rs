@@ -730,35 +730,24 @@ async fn main() -> anyhow::Result<()> {
             "| | executions/s | API writes per execution | kube-apiserver CPU per execution | read requests (a watch counts when it ends) |"
         );
         println!("|---|---|---|---|---|");
-        let labels = [
-            "minimal client, before",
-            "minimal client + watches, before",
-            "minimal client + watches, after",
-            "minimal client, after",
-        ];
-        for (label, c) in labels.iter().zip(&ceilings[..2]) {
+        let row = |label: &str, c: &CeilingRun| {
             println!(
                 "| {label} | {:.1} | {:.2} | {:.2} ms | {} |",
                 c.rate,
                 c.writes_per_execution,
                 c.api_cpu_per_execution * 1000.0,
                 c.reads
-            );
-        }
+            )
+        };
+        row("minimal client, before", &ceilings[0]);
+        row("minimal client + watches, before", &ceilings[1]);
         println!(
             "| **controller** | {rate:.1} | {:.2} | {:.2} ms | {run_reads} |",
             run_writes / n,
             api_cpu * 1000.0 / n
         );
-        for (label, c) in labels[2..].iter().zip(&ceilings[2..]) {
-            println!(
-                "| {label} | {:.1} | {:.2} | {:.2} ms | {} |",
-                c.rate,
-                c.writes_per_execution,
-                c.api_cpu_per_execution * 1000.0,
-                c.reads
-            );
-        }
+        row("minimal client + watches, after", &ceilings[2]);
+        row("minimal client, after", &ceilings[3]);
         let mean = |a: &CeilingRun, b: &CeilingRun| {
             (
                 (a.rate + b.rate) / 2.0,
